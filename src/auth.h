@@ -1,0 +1,62 @@
+/*
+ * auth.h - the authentication and account flows, without PAM.
+ *
+ * pam/pam_personalsign.c only parses arguments, fetches PAM items and
+ * maps the ps_status these return onto PAM codes; tests drive the same
+ * functions directly.
+ */
+#ifndef PS_AUTH_H
+#define PS_AUTH_H
+
+#include <time.h>
+
+#include "cert.h"
+#include "config.h"
+#include "conv.h"
+#include "log.h"
+
+struct ps_auth_request {
+	const char *user;
+	const char *service;	/* PAM_SERVICE, "" if unknown */
+	const char *rhost;	/* PAM_RHOST, NULL or "" when local */
+	const char *authtok;	/* earlier module's password, may be NULL */
+	time_t now;		/* 0: time(NULL) */
+};
+
+struct ps_auth_result {
+	char fingerprint[PS_FP_HEX_LEN + 1];	/* the key that signed */
+	time_t not_after;
+	/* true when the PIN/password came from authtok (use/try_first_pass) */
+	int used_authtok;
+};
+
+/*
+ * The whole login: registry lookup, policy, token, unlock, challenge,
+ * signature, verification with the REGISTERED key. PS_OK only when that
+ * verification succeeded. Errors: PS_ERR_NOT_FOUND (user has no usable
+ * registration), PS_ERR_POLICY / PS_ERR_EXPIRED (every registered
+ * certificate refused), PS_ERR_NO_TOKEN, PS_ERR_BAD_SECRET,
+ * PS_ERR_PIN_LOCKED, PS_ERR_AUTH, PS_ERR_CONV, PS_ERR_UNSAFE, ...
+ */
+int ps_authenticate(const struct ps_config *cfg, const struct ps_log *log,
+    const struct ps_conv *conv, const struct ps_auth_request *req,
+    struct ps_auth_result *result);
+
+struct ps_account_result {
+	time_t not_after;	/* of the best (latest-expiring) certificate */
+	int days_left;		/* whole days until not_after, >= 0 */
+	char fingerprint[PS_FP_HEX_LEN + 1];
+};
+
+/*
+ * Account phase: look at the user's registered certificates (or only
+ * `fingerprint` when not NULL: the key used to authenticate). PS_OK when
+ * one is usable (result filled; the caller warns when days_left <=
+ * expiry_warn_days), PS_ERR_EXPIRED when all have expired,
+ * PS_ERR_POLICY when refused otherwise, PS_ERR_NOT_FOUND.
+ */
+int ps_account_check(const struct ps_config *cfg, const struct ps_log *log,
+    const char *user, const char *fingerprint, time_t now,
+    struct ps_account_result *result);
+
+#endif /* PS_AUTH_H */
