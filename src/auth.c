@@ -1,0 +1,398 @@
+/*
+ * auth.c - the login and account flows of DESIGN.md, free of PAM.
+ *
+ * Order matters for safety: only registered certificates that pass policy
+ * NOW are candidates; the token must hold one of their keys; the token's
+ * signature over a fresh, context-bound challenge is verified with the
+ * REGISTERED public key, never with anything the token reports.
+ */
+#include <errno.h>
+#include <pwd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "challenge.h"
+#include "policy.h"
+#include "ps_status.h"
+#include "registry.h"
+#include "token.h"
+#include "util.h"
+
+#define PS_HOST_NAME_MAX 256
+
+/* The user's passwd entry, copied out so nothing points into NSS buffers. */
+struct user_info {
+	uid_t uid;
+	gid_t gid;
+	char *home;
+	bool known;
+};
+
+static int
+user_info_lookup(const char *user, struct user_info *ui)
+{
+	struct passwd pw, *res = NULL;
+	char *buf;
+	long size = sysconf(_SC_GETPW_R_SIZE_MAX);
+	int e;
+
+	memset(ui, 0, sizeof(*ui));
+	if (size < 1024)
+		size = 16384;
+	if ((buf = malloc((size_t)size)) == NULL)
+		return PS_ERR_NOMEM;
+	e = getpwnam_r(user, &pw, buf, (size_t)size, &res);
+	if (e == 0 && res != NULL) {
+		ui->uid = pw.pw_uid;
+		ui->gid = pw.pw_gid;
+		ui->known = true;
+		if (pw.pw_dir != NULL && (ui->home = strdup(pw.pw_dir)) == NULL) {
+			free(buf);
+			return PS_ERR_NOMEM;
+		}
+	}
+	free(buf);
+	return PS_OK;
+}
+
+/*
+ * Move the entries whose certificate passes policy now to the front of
+ * the list and count them in *usable (the refused ones stay behind them,
+ * so the list still frees everything). Returns PS_OK when at least one is
+ * usable; otherwise PS_ERR_EXPIRED when every refusal was an expiry, else
+ * PS_ERR_POLICY.
+ */
+static int
+filter_by_policy(const struct ps_log *log, const struct ps_policy *policy,
+    const char *user, struct ps_reg_list *list, time_t now, size_t *usable)
+{
+	size_t i, kept = 0;
+	bool only_expired = true;
+	char why[256];
+	int r;
+
+	for (i = 0; i < list->count; i++) {
+		struct ps_reg_entry *e = &list->entries[i];
+
+		r = ps_policy_check(policy, e->cert, now, why, sizeof(why));
+		if (r == PS_OK) {
+			if (kept != i) {
+				struct ps_reg_entry tmp = list->entries[kept];
+
+				list->entries[kept] = *e;
+				*e = tmp;
+			}
+			kept++;
+			continue;
+		}
+		if (r != PS_ERR_EXPIRED)
+			only_expired = false;
+		ps_log_notice(log, "user %s: registered key %.16s refused: %s",
+		    user, e->fingerprint, why);
+	}
+	*usable = kept;
+	if (kept == 0)
+		return only_expired ? PS_ERR_EXPIRED : PS_ERR_POLICY;
+	return PS_OK;
+}
+
+/* Index of the first usable registered entry whose key the token holds. */
+static int
+match_token_key(struct ps_token *tok, const struct ps_reg_list *list,
+    size_t usable, const struct ps_token_key **key, size_t *entry)
+{
+	const struct ps_token_key *keys;
+	size_t nkeys, i, j;
+	int r;
+
+	if ((r = tok->ops->list_keys(tok, &keys, &nkeys)) != PS_OK)
+		return r;
+	for (i = 0; i < nkeys; i++) {
+		for (j = 0; j < usable; j++) {
+			EVP_PKEY *reg = X509_get0_pubkey(list->entries[j].cert);
+
+			if (reg != NULL && keys[i].pub != NULL &&
+			    EVP_PKEY_eq(reg, keys[i].pub) == 1) {
+				*key = &keys[i];
+				*entry = j;
+				return PS_OK;
+			}
+		}
+	}
+	return PS_ERR_NO_TOKEN;
+}
+
+/*
+ * Ask for (or reuse) the PIN/password and unlock. With try_first_pass a
+ * wrong earlier password falls back to one prompt; with use_first_pass it
+ * does not.
+ */
+static int
+unlock_token(const struct ps_config *cfg, const struct ps_log *log,
+    const struct ps_conv *conv, const struct ps_auth_request *req,
+    struct ps_token *tok, const struct ps_token_key *key,
+    struct ps_auth_result *result)
+{
+	char *secret = NULL;
+	int r;
+
+	if ((cfg->use_first_pass || cfg->try_first_pass) &&
+	    req->authtok != NULL) {
+		r = tok->ops->unlock(tok, key, req->authtok);
+		if (r == PS_OK) {
+			result->used_authtok = 1;
+			return PS_OK;
+		}
+		if (cfg->use_first_pass || r != PS_ERR_BAD_SECRET)
+			return r;
+		ps_log_debug(log, "try_first_pass: earlier password did not "
+		    "unlock the %s token, asking", tok->ops->name);
+	} else if (cfg->use_first_pass) {
+		ps_log_err(log, "use_first_pass: no password from an earlier "
+		    "module");
+		return PS_ERR_CONV;
+	}
+	r = ps_conv_prompt(conv, 0, tok->ops->secret_prompt(tok), &secret);
+	if (r != PS_OK) {
+		ps_log_err(log, "could not ask user %s for the %s secret",
+		    req->user, tok->ops->name);
+		return PS_ERR_CONV;
+	}
+	r = tok->ops->unlock(tok, key, secret);
+	ps_free_secret(secret);
+	return r;
+}
+
+static int
+sign_and_verify(const struct ps_log *log, const struct ps_auth_request *req,
+    struct ps_token *tok, const struct ps_token_key *key, X509 *registered,
+    time_t now)
+{
+	struct ps_challenge chal;
+	unsigned char digest[EVP_MAX_MD_SIZE];
+	unsigned char *sig = NULL;
+	char host[PS_HOST_NAME_MAX + 1];
+	size_t dlen = 0, siglen = 0;
+	EVP_PKEY *pub = X509_get0_pubkey(registered);
+	const EVP_MD *md;
+	int r;
+
+	memset(&chal, 0, sizeof(chal));
+	if (pub == NULL)
+		return PS_ERR_CRYPTO;
+	if (gethostname(host, sizeof(host) - 1) != 0)
+		strcpy(host, "localhost");
+	host[sizeof(host) - 1] = '\0';
+	r = ps_challenge_new(&chal, host, req->service ? req->service : "",
+	    req->user, req->rhost ? req->rhost : "", now, 60);
+	if (r != PS_OK)
+		goto out;
+	md = ps_challenge_md_for_key(pub);
+	if ((r = ps_challenge_digest(&chal, md, digest, &dlen)) != PS_OK)
+		goto out;
+	r = tok->ops->sign(tok, key, md, digest, dlen, &sig, &siglen);
+	if (r != PS_OK) {
+		ps_log_err(log, "user %s: %s token could not sign: %s",
+		    req->user, tok->ops->name, ps_status_str(r));
+		goto out;
+	}
+	r = ps_challenge_verify(log, &chal, pub, sig, siglen);
+	if (r != PS_OK) {
+		ps_log_err(log, "user %s: signature from %s does not verify "
+		    "with the registered key", req->user, key->label);
+		r = PS_ERR_AUTH;
+	}
+ out:
+	free(sig);
+	ps_wipe(digest, sizeof(digest));
+	ps_challenge_clear(&chal);
+	return r;
+}
+
+static bool
+is_remote(const struct ps_auth_request *req)
+{
+	return req->rhost != NULL && req->rhost[0] != '\0';
+}
+
+int
+ps_authenticate(const struct ps_config *cfg, const struct ps_log *log,
+    const struct ps_conv *conv, const struct ps_auth_request *req,
+    struct ps_auth_result *result)
+{
+	struct ps_registry *reg = NULL;
+	struct ps_policy *policy = NULL;
+	struct ps_reg_list list = { NULL, 0 };
+	struct ps_token *tok = NULL;
+	struct ps_token_params params;
+	struct user_info ui = { 0, 0, NULL, false };
+	const struct ps_token_key *key = NULL;
+	size_t entry = 0, usable = 0;
+	time_t now = req->now != 0 ? req->now : time(NULL);
+	int r;
+
+	memset(result, 0, sizeof(*result));
+	if (!ps_user_name_valid(req->user)) {
+		ps_log_err(log, "refusing an invalid user name");
+		return PS_ERR_INVALID;
+	}
+	if ((r = ps_registry_open(cfg, log, &reg)) != PS_OK)
+		goto out;
+	r = ps_registry_lookup_user(reg, req->user, &list);
+	if (r != PS_OK) {
+		if (r == PS_ERR_NOT_FOUND)
+			ps_log_info(log, "user %s has no registered key",
+			    req->user);
+		goto out;
+	}
+	if ((r = ps_policy_new(cfg, log, &policy)) != PS_OK)
+		goto out;
+	r = filter_by_policy(log, policy, req->user, &list, now, &usable);
+	if (r != PS_OK) {
+		ps_conv_error(conv, "Your registered PersonalSign certificate "
+		    "%s. Please contact your administrator.",
+		    r == PS_ERR_EXPIRED ? "has expired" : "is not accepted");
+		goto out;
+	}
+	if (is_remote(req) && !cfg->allow_remote_token) {
+		ps_log_notice(log, "user %s: remote session from %s: not "
+		    "using a token on this machine (allow_remote_token is "
+		    "off)", req->user, req->rhost);
+		ps_conv_error(conv, "PersonalSign: a local card or keystore "
+		    "cannot be used for a remote login.");
+		r = PS_ERR_NO_TOKEN;
+		goto out;
+	}
+	if ((r = user_info_lookup(req->user, &ui)) != PS_OK)
+		goto out;
+	memset(&params, 0, sizeof(params));
+	params.cfg = cfg;
+	params.log = log;
+	params.conv = conv;
+	params.user = req->user;
+	params.uid = ui.known ? ui.uid : (uid_t)-1;
+	params.gid = ui.known ? ui.gid : (gid_t)-1;
+	params.home = ui.home;
+	if ((r = ps_token_open(cfg->backend, &params, &tok)) != PS_OK)
+		goto out;
+	if (tok->ops->lists_without_secret) {
+		r = match_token_key(tok, &list, usable, &key, &entry);
+		if (r == PS_ERR_NO_TOKEN) {
+			ps_log_notice(log, "user %s: the %s token holds none "
+			    "of the user's registered keys", req->user,
+			    tok->ops->name);
+			ps_conv_error(conv, "This card holds no key "
+			    "registered for %s.", req->user);
+		}
+		if (r != PS_OK)
+			goto out;
+	}
+	r = unlock_token(cfg, log, conv, req, tok, key, result);
+	if (r != PS_OK) {
+		ps_log_notice(log, "user %s: could not unlock the %s token: %s",
+		    req->user, tok->ops->name, ps_status_str(r));
+		goto out;
+	}
+	if (key == NULL) {
+		r = match_token_key(tok, &list, usable, &key, &entry);
+		if (r == PS_ERR_NO_TOKEN) {
+			ps_log_notice(log, "user %s: the keystore holds none "
+			    "of the user's registered keys", req->user);
+			ps_conv_error(conv, "Your keystore does not hold the "
+			    "key registered for %s.", req->user);
+		}
+		if (r != PS_OK)
+			goto out;
+	}
+	r = sign_and_verify(log, req, tok, key, list.entries[entry].cert, now);
+	if (r != PS_OK)
+		goto out;
+	memcpy(result->fingerprint, list.entries[entry].fingerprint,
+	    sizeof(result->fingerprint));
+	if (ps_cert_validity(list.entries[entry].cert, NULL,
+	    &result->not_after) != PS_OK)
+		result->not_after = 0;
+	ps_log_info(log, "user %s authenticated with key %.16s (%s)",
+	    req->user, result->fingerprint, key->label);
+	r = PS_OK;
+ out:
+	ps_token_close(tok);
+	ps_reg_list_free(&list);
+	ps_policy_free(policy);
+	ps_registry_close(reg);
+	free(ui.home);
+	return r;
+}
+
+int
+ps_account_check(const struct ps_config *cfg, const struct ps_log *log,
+    const char *user, const char *fingerprint, time_t now,
+    struct ps_account_result *result)
+{
+	struct ps_registry *reg = NULL;
+	struct ps_policy *policy = NULL;
+	struct ps_reg_list list = { NULL, 0 };
+	bool any_expired = false, any = false, found = false;
+	char why[256];
+	time_t not_after;
+	size_t i;
+	int r;
+
+	memset(result, 0, sizeof(*result));
+	if (now == 0)
+		now = time(NULL);
+	if (!ps_user_name_valid(user)) {
+		ps_log_err(log, "refusing an invalid user name");
+		return PS_ERR_INVALID;
+	}
+	if ((r = ps_registry_open(cfg, log, &reg)) != PS_OK)
+		goto out;
+	if ((r = ps_registry_lookup_user(reg, user, &list)) != PS_OK)
+		goto out;
+	if ((r = ps_policy_new(cfg, log, &policy)) != PS_OK)
+		goto out;
+	for (i = 0; i < list.count; i++) {
+		struct ps_reg_entry *e = &list.entries[i];
+
+		if (fingerprint != NULL &&
+		    strcmp(fingerprint, e->fingerprint) != 0)
+			continue;
+		found = true;
+		r = ps_policy_check(policy, e->cert, now, why, sizeof(why));
+		if (r != PS_OK) {
+			if (r == PS_ERR_EXPIRED)
+				any_expired = true;
+			ps_log_notice(log, "user %s: registered key %.16s: %s",
+			    user, e->fingerprint, why);
+			continue;
+		}
+		if (ps_cert_validity(e->cert, NULL, &not_after) != PS_OK)
+			continue;
+		if (!any || not_after > result->not_after) {
+			result->not_after = not_after;
+			memcpy(result->fingerprint, e->fingerprint,
+			    sizeof(result->fingerprint));
+		}
+		any = true;
+	}
+	if (!found) {
+		ps_log_err(log, "user %s: key %.16s used to authenticate is "
+		    "no longer registered", user, fingerprint ? fingerprint : "");
+		r = PS_ERR_NOT_FOUND;
+	} else if (!any) {
+		r = any_expired ? PS_ERR_EXPIRED : PS_ERR_POLICY;
+	} else {
+		long long secs = (long long)result->not_after - (long long)now;
+
+		result->days_left = secs > 0 ? (int)(secs / 86400) : 0;
+		r = PS_OK;
+	}
+ out:
+	ps_reg_list_free(&list);
+	ps_policy_free(policy);
+	ps_registry_close(reg);
+	return r;
+}
