@@ -7,7 +7,7 @@ PACKAGES="
   build-essential autoconf automake libtool pkg-config
   libpam0g-dev libssl-dev libpcsclite-dev check zlib1g-dev libldap-dev
   pcscd vsmartcard-vpcd pcsc-tools opensc
-  libpam-wrapper pamtester libpam-runtime
+  libpam-wrapper libnss-wrapper pamtester libpam-runtime
   python3 python3-cryptography python3-paramiko
   openssh-server openssh-client openvpn iproute2
   slapd ldap-utils

@@ -1,0 +1,93 @@
+# lib.sh - shared setup for the PAM integration tests (sourced, POSIX sh).
+#
+# Builds a throwaway world under the build tree: a registry enrolled with
+# the real personalsign-enroll, per-user keystores, fake users through
+# nss_wrapper (no /etc writes) and a private PAM service directory for
+# pam_wrapper. Assertion helpers count results and print the closing
+# "N passed, N failed" line.
+
+: "${abs_top_builddir:?run through make check}"
+: "${PS_FIXTURES:?run through make check}"
+
+MODULE="$abs_top_builddir/.libs/pam_personalsign.so"
+ENROLL="$abs_top_builddir/personalsign-enroll"
+DRIVER="$abs_top_builddir/tests/integration/pam_driver"
+PASSWORD=$(cat "$PS_FIXTURES/PASSWORD")
+PASSED=0
+FAILED=0
+
+# A work directory inside the build tree: the module refuses registries
+# under world-writable directories such as /tmp.
+make_world() {
+	base="$abs_top_builddir/tests/tmp"
+	mkdir -p "$base"
+	chmod 755 "$base"
+	W=$(mktemp -d "$base/ps-it-XXXXXX")
+	chmod 755 "$W"
+	trap 'rm -rf "$W"' EXIT
+	REG="$W/registry"
+	mkdir -p "$W/pam.d" "$W/home"
+	MYUID=$(id -u)
+	MYGID=$(id -g)
+	: > "$W/passwd"
+	: > "$W/group"
+	echo "users:x:$MYGID:" >> "$W/group"
+	export NSS_WRAPPER_PASSWD="$W/passwd" NSS_WRAPPER_GROUP="$W/group"
+}
+
+# add_user NAME [UID]: a passwd entry with a home holding the user's
+# fixture .pfx as ~/.personalsign/keystore.pfx (when one exists).
+add_user() {
+	name=$1
+	uid=${2:-$MYUID}
+	echo "$name:x:$uid:$MYGID:$name:$W/home/$name:/bin/sh" >> "$W/passwd"
+	mkdir -p "$W/home/$name/.personalsign"
+	if [ -f "$PS_FIXTURES/$name.pfx" ]; then
+		cp "$PS_FIXTURES/$name.pfx" "$W/home/$name/.personalsign/keystore.pfx"
+	fi
+	chmod 700 "$W/home/$name/.personalsign"
+	chmod 600 "$W/home/$name/.personalsign/keystore.pfx" 2>/dev/null || true
+	chmod 755 "$W/home/$name"
+	if [ "$uid" != "$MYUID" ]; then
+		chown -R "$uid" "$W/home/$name"
+	fi
+}
+
+enroll() { # USER CERTFILE
+	"$ENROLL" --registry "$REG" -q enroll "$1" "$2" >/dev/null
+}
+
+# service NAME MODULE-ARGS...: auth+account through our module.
+service() {
+	name=$1
+	shift
+	{
+		echo "auth required $MODULE registry=$REG $*"
+		echo "account required $MODULE registry=$REG $*"
+	} > "$W/pam.d/$name"
+	printf 'auth required pam_deny.so\naccount required pam_deny.so\n' > "$W/pam.d/other"
+}
+
+# run_pam ARGS...: pam_driver under pam_wrapper + nss_wrapper; output in $OUT.
+run_pam() {
+	OUT=$(LD_PRELOAD="libpam_wrapper.so libnss_wrapper.so" PAM_WRAPPER=1 \
+		PAM_WRAPPER_SERVICE_DIR="$W/pam.d" \
+		PAM_WRAPPER_DISABLE_DEEPBIND=1 \
+		$PS_PAM_PREFIX "$DRIVER" "$@" 2>&1) || true
+}
+
+ok() { PASSED=$((PASSED + 1)); echo "ok - $1"; }
+not_ok() { FAILED=$((FAILED + 1)); echo "not ok - $1"; printf '%s\n' "$OUT" | sed 's/^/    # /'; }
+
+# expect DESCRIPTION PATTERN: $OUT must contain a line matching PATTERN.
+expect() {
+	if printf '%s\n' "$OUT" | grep -q -e "$2"; then ok "$1"; else not_ok "$1 (wanted: $2)"; fi
+}
+expect_not() {
+	if printf '%s\n' "$OUT" | grep -q -e "$2"; then not_ok "$1 (unwanted: $2)"; else ok "$1"; fi
+}
+
+finish() {
+	echo "$PASSED passed, $FAILED failed"
+	[ "$FAILED" -eq 0 ]
+}
