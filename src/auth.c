@@ -268,13 +268,21 @@ ps_authenticate(const struct ps_config *cfg, const struct ps_log *log,
 	}
 	if ((r = user_info_lookup(req->user, &ui)) != PS_OK)
 		goto out;
+	if (!ui.known) {
+		/* A token is opened as its owner: without an account there is
+		 * no one to open it as. */
+		ps_log_err(log, "user %s is registered but has no account on "
+		    "this system", req->user);
+		r = PS_ERR_NOT_FOUND;
+		goto out;
+	}
 	memset(&params, 0, sizeof(params));
 	params.cfg = cfg;
 	params.log = log;
 	params.conv = conv;
 	params.user = req->user;
-	params.uid = ui.known ? ui.uid : (uid_t)-1;
-	params.gid = ui.known ? ui.gid : (gid_t)-1;
+	params.uid = ui.uid;
+	params.gid = ui.gid;
 	params.home = ui.home;
 	if ((r = ps_token_open(cfg->backend, &params, &tok)) != PS_OK)
 		goto out;

@@ -143,6 +143,11 @@ run_pam ps alice "$PASSWORD"
 expect "world-writable registry: refused" '^AUTH: PAM_AUTHINFO_UNAVAIL$'
 chmod 755 "$REG"
 
+# --- exact return code of every entry point, through pam_start_confdir
+OUT=$(LD_PRELOAD=libnss_wrapper.so "$abs_top_builddir/tests/integration/pam_retval" "$MODULE" "$REG" "$PASSWORD" 2>&1) || true
+printf '%s\n' "$OUT" | sed 's/^/    # /'
+expect "pam_retval: every entry point returns the exact expected code" '^[1-9][0-9]* passed, 0 failed$'
+
 # --- the key is read with the user's privileges, not root's
 if [ "$(id -u)" -eq 0 ]; then
 	add_user zoe 4242
