@@ -46,7 +46,10 @@ struct ps_challenge {
 
 /*
  * A fresh challenge: nonce from the OS CSPRNG, issued = now,
- * expires = now + lifetime. Fields must not contain control characters.
+ * expires = now + lifetime. Fields must be printable ASCII (no control
+ * characters), at most PS_CHALLENGE_FIELD_MAX bytes; user must not be
+ * empty; rhost NULL means "". PS_ERR_INVALID for bad fields, a negative
+ * `now` or lifetime 0; PS_ERR_CRYPTO when the CSPRNG fails.
  */
 int ps_challenge_new(struct ps_challenge *c, const char *host,
     const char *service, const char *user, const char *rhost, time_t now,
@@ -59,7 +62,7 @@ int ps_challenge_encode(const struct ps_challenge *c, char **text,
 /* Strict parse of the canonical text; anything else is PS_ERR_INVALID. */
 int ps_challenge_parse(const char *text, size_t len, struct ps_challenge *c);
 
-/* The digest a key of this type signs. */
+/* The digest a key of this type signs (NULL only for a NULL key). */
 const EVP_MD *ps_challenge_md_for_key(EVP_PKEY *pkey);
 
 /* Digest of the canonical text with `md` into out (>= EVP_MAX_MD_SIZE). */
@@ -75,5 +78,16 @@ int ps_challenge_verify(const struct ps_log *log,
     const unsigned char *sig, size_t siglen);
 
 void ps_challenge_clear(struct ps_challenge *c);
+
+/*
+ * Sign `digest` (len must be the size of `md`) with a private RSA or EC
+ * key using the same scheme ps_challenge_verify checks: RSA PKCS#1 v1.5
+ * or DER ECDSA. *sig is malloc'd. PS_ERR_INVALID for bad arguments or an
+ * unsupported key type, PS_ERR_CRYPTO when OpenSSL fails (its error queue
+ * is left for the caller to log), PS_ERR_NOMEM.
+ */
+int ps_sign_digest_with_key(EVP_PKEY *priv, const EVP_MD *md,
+    const unsigned char *digest, size_t len, unsigned char **sig,
+    size_t *siglen);
 
 #endif /* PS_CHALLENGE_H */
