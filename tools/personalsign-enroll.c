@@ -7,10 +7,6 @@
  * bad input before touching the registry: a failed command leaves the
  * registry byte-identical and says why in exactly one line on stderr.
  */
-#ifdef HAVE_CONFIG_H
-#include "config.h"	/* autoconf's, found first by automake's -I. */
-#endif
-
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
