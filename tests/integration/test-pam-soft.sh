@@ -18,10 +18,7 @@ enroll bob "$PS_FIXTURES/bob.der"
 enroll carol "$PS_FIXTURES/carol.p7b"
 # erin's certificate is expired: the tool refuses it, so plant it the way
 # an old registry would hold it (enrolled while it was still valid).
-fp=$(openssl x509 -in "$PS_FIXTURES/erin.crt" -pubkey -noout | openssl pkey -pubin -outform DER | sha256sum | cut -c1-64)
-mkdir -p "$REG/erin"
-cp "$PS_FIXTURES/erin.crt" "$REG/erin/$fp.pem"
-chmod 644 "$REG/erin/$fp.pem"
+plant erin "$PS_FIXTURES/erin.crt"
 enroll gina "$PS_FIXTURES/gina.crt"
 enroll mallory "$PS_FIXTURES/ivan.crt"
 fpb=$(openssl x509 -in "$PS_FIXTURES/bob.crt" -pubkey -noout | openssl pkey -pubin -outform DER | sha256sum | cut -c1-64)
