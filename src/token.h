@@ -36,6 +36,15 @@ struct ps_token_params {
 	uid_t uid;
 	gid_t gid;
 	const char *home;
+	/*
+	 * Optional hint: true for a public key the caller is looking for
+	 * (the user's registered keys). A backend that reads keys one at a
+	 * time (PIV: one GET DATA per slot) may stop at the first wanted one
+	 * and prefer the card that holds it. NULL: list every key. The
+	 * caller still matches keys itself; this only saves card reads.
+	 */
+	bool (*want_key)(void *arg, EVP_PKEY *pub);
+	void *want_key_arg;
 };
 
 struct ps_token;
