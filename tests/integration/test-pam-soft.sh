@@ -25,6 +25,13 @@ fpb=$(openssl x509 -in "$PS_FIXTURES/bob.crt" -pubkey -noout | openssl pkey -pub
 
 service ps
 service ps-nouserok nouserok
+# libpam turns a lone PAM_IGNORE into PAM_PERM_DENIED; to see the module's
+# own code, let only an IGNORE fall through to pam_echo.
+cat > "$W/pam.d/ps-nouserok" <<EOS
+auth [ignore=ignore default=die] $MODULE registry=$REG nouserok
+auth optional pam_echo.so module-returned-PAM_IGNORE
+auth required pam_permit.so
+EOS
 service ps-first use_first_pass
 service ps-try try_first_pass
 {
@@ -63,9 +70,13 @@ run_pam ps dave "$PASSWORD"
 expect "unregistered user: PAM_USER_UNKNOWN" '^AUTH: PAM_USER_UNKNOWN$'
 expect_not "unregistered user: never asked for a secret" '^PROMPT:'
 run_pam ps-nouserok dave "$PASSWORD"
-expect "unregistered user with nouserok: PAM_IGNORE" '^AUTH: PAM_IGNORE$'
+expect "unregistered user with nouserok: the module returns PAM_IGNORE" '^INFO: module-returned-PAM_IGNORE$'
 run_pam ps-nouserok alice "wrong password"
 expect "nouserok does not soften a wrong password" '^AUTH: PAM_AUTH_ERR$'
+expect_not "nouserok: a wrong password is not an IGNORE" 'module-returned-PAM_IGNORE'
+run_pam ps-nouserok alice "$PASSWORD"
+expect "nouserok: a registered user still authenticates" '^AUTH: PAM_SUCCESS$'
+expect_not "nouserok: success is not an IGNORE" 'module-returned-PAM_IGNORE'
 run_pam ps '../alice' "$PASSWORD"
 expect "hostile user name: PAM_USER_UNKNOWN" '^AUTH: PAM_USER_UNKNOWN$'
 
