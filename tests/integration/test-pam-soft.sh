@@ -28,7 +28,7 @@ service ps-nouserok nouserok
 # libpam turns a lone PAM_IGNORE into PAM_PERM_DENIED; to see the module's
 # own code, let only an IGNORE fall through to pam_echo.
 cat > "$W/pam.d/ps-nouserok" <<EOS
-auth [ignore=ignore default=die] $MODULE registry=$REG nouserok
+auth [success=done ignore=ignore default=die] $MODULE registry=$REG nouserok
 auth optional pam_echo.so module-returned-PAM_IGNORE
 auth required pam_permit.so
 EOS
