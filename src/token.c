@@ -38,26 +38,59 @@ open_backend(const struct ps_token_ops *ops, const struct ps_token_params *p,
 }
 
 #ifdef PS_HAVE_PIV
+/* True when the caller gave a want_key hint and no key of `tok` fits it. */
+static bool
+holds_no_wanted_key(struct ps_token *tok, const struct ps_token_params *p)
+{
+	const struct ps_token_key *keys;
+	size_t n, i;
+
+	if (p->want_key == NULL)
+		return false;
+	if (tok->ops->list_keys(tok, &keys, &n) != PS_OK)
+		return false;
+	for (i = 0; i < n; i++)
+		if (keys[i].pub != NULL && p->want_key(p->want_key_arg,
+		    keys[i].pub))
+			return false;
+	return true;
+}
+
 /*
- * AUTO: look for a card without telling the user "insert your card",
- * since the keystore may be what they use; the keystore backend speaks
- * for itself when neither is there.
+ * AUTO: take a card only when one is already there (no waiting, no
+ * "insert your card": the keystore may be what they use) and it holds a
+ * wanted key when the caller said which; otherwise the keystore, which
+ * speaks for itself when it is missing too. The quiet parameters point
+ * at locals, so the real ones are put back before returning.
  */
 static int
 open_auto(const struct ps_token_params *p, struct ps_token **out)
 {
 	struct ps_token_params quiet = *p;
+	struct ps_config nowait;
 	int r;
 
+	if (p->cfg == NULL)
+		return PS_ERR_INTERNAL;
+	nowait = *p->cfg;
+	nowait.card_timeout = 0;
+	quiet.cfg = &nowait;
 	quiet.conv = NULL;
 	r = open_backend(&ps_token_piv_ops, &quiet, out);
 	if (r == PS_OK) {
+		(*out)->params.cfg = p->cfg;
 		(*out)->params.conv = p->conv;
-		return PS_OK;
-	}
-	if (r != PS_ERR_NO_TOKEN)
+		if (!holds_no_wanted_key(*out, p))
+			return PS_OK;
+		ps_log_debug(p->log, "token: the card holds no wanted key, "
+		    "trying the keystore");
+		ps_token_close(*out);
+		*out = NULL;
+	} else if (r != PS_ERR_NO_TOKEN) {
 		return r;
-	ps_log_debug(p->log, "token: no PIV card, trying the keystore");
+	} else {
+		ps_log_debug(p->log, "token: no PIV card, trying the keystore");
+	}
 	return open_backend(&ps_token_soft_ops, p, out);
 }
 #endif

@@ -1500,6 +1500,49 @@ START_TEST(token_no_card)
 }
 END_TEST
 
+START_TEST(token_auto)
+{
+	struct ps_token_params p;
+	struct ps_token *tok = NULL;
+	X509 *alice = tu_load_cert("alice.crt"), *bob = tu_load_cert("bob.crt");
+
+	memset(&p, 0, sizeof(p));
+	p.cfg = &cfg;
+	p.log = &tu_log;
+	p.conv = &test_conv;
+	p.user = "nobody-here";
+	p.home = "/nonexistent";
+	p.uid = 65534;
+	p.gid = 65534;
+	p.want_key = want_cert_key;
+	p.want_key_arg = alice;
+	cfg.card_timeout = 30;
+	/* a card with the wanted key: the card, with the real conv back */
+	fake_put(0, 0, "alice", false);
+	ck_assert_int_eq(ps_token_open(PS_BACKEND_AUTO, &p, &tok), PS_OK);
+	ck_assert_str_eq(tok->ops->name, "piv");
+	ck_assert_ptr_eq(tok->params.conv, &test_conv);
+	ck_assert_ptr_eq(tok->params.cfg, &cfg);
+	ps_token_close(tok);
+	tok = NULL;
+	/* no card: no waiting and no "insert" message, keystore tried */
+	F.card[0].present = false;
+	conv_text[0] = '\0';
+	ck_assert_int_ne(ps_token_open(PS_BACKEND_AUTO, &p, &tok), PS_OK);
+	ck_assert_ptr_null(tok);
+	ck_assert_int_eq(F.waits, 0);
+	ck_assert_ptr_null(strstr(conv_text, "insert your smart"));
+	/* a card without the wanted key: the keystore is tried instead */
+	F.card[0].present = true;
+	p.want_key_arg = bob;
+	tu_log_reset();
+	ck_assert_int_ne(ps_token_open(PS_BACKEND_AUTO, &p, &tok), PS_OK);
+	ck_assert(tu_log_contains("holds no wanted key"));
+	X509_free(alice);
+	X509_free(bob);
+}
+END_TEST
+
 START_TEST(read_certificate)
 {
 	X509 *got = NULL, *want = tu_load_cert("carol.crt");
@@ -1600,6 +1643,7 @@ piv_suite(void)
 	tcase_add_test(tk, token_garbage);
 	tcase_add_test(tk, token_two_readers);
 	tcase_add_test(tk, token_no_card);
+	tcase_add_test(tk, token_auto);
 	tcase_add_test(tk, read_certificate);
 	tcase_add_test(tk, transport_rules);
 	tcase_set_timeout(tk, 60);
