@@ -94,6 +94,16 @@ rv_means_card_gone(LONG rv)
 	    rv == SCARD_W_UNPOWERED_CARD || rv == SCARD_E_UNKNOWN_READER;
 }
 
+/* The reader lost the card in the middle of an exchange: pcscd reports
+ * the removal only at its next poll, until then a pulled card looks like
+ * this (IFD communication error, or an answer without a status word). */
+static bool
+rv_means_card_mute(LONG rv)
+{
+	return rv == SCARD_E_NOT_TRANSACTED ||
+	    rv == SCARD_W_UNRESPONSIVE_CARD || rv == SCARD_F_COMM_ERROR;
+}
+
 /* Map a failed card call to a status, with one log line. */
 static int
 card_error(struct ps_pcsc *p, const char *what, LONG rv)
@@ -108,6 +118,13 @@ card_error(struct ps_pcsc *p, const char *what, LONG rv)
 		p->gone = true;
 		ps_log_err(p->log, "pcsc: %s: the card was removed from '%s'",
 		    what, p->reader ? p->reader : "?");
+		return PS_ERR_TOKEN;
+	}
+	if (rv_means_card_mute(rv)) {
+		p->gone = true;
+		ps_log_err(p->log, "pcsc: %s: the card in '%s' stopped "
+		    "answering (removed?): %s", what,
+		    p->reader ? p->reader : "?", rv_str(rv));
 		return PS_ERR_TOKEN;
 	}
 	if (rv_means_no_service(rv)) {
@@ -487,7 +504,14 @@ exchange(struct ps_pcsc *p, const unsigned char *cmd, size_t cmdlen,
 	    &rlen);
 	if (rv != SCARD_S_SUCCESS)
 		return card_error(p, "transmit", rv);
-	if (rlen < 2 || rlen > SHORT_RESP_MAX) {
+	if (rlen < 2) {
+		p->gone = true;
+		ps_log_err(p->log, "pcsc: the card in '%s' stopped answering "
+		    "(removed?): %lu-byte response", ps_pcsc_reader(p),
+		    (unsigned long)rlen);
+		return PS_ERR_TOKEN;
+	}
+	if (rlen > SHORT_RESP_MAX) {
 		ps_log_err(p->log, "pcsc: card sent a %lu-byte response",
 		    (unsigned long)rlen);
 		return PS_ERR_TOKEN;

@@ -607,7 +607,8 @@ static void
 tell_if_gone(struct piv_impl *pi, const struct ps_token_params *tp)
 {
 	if (ps_pcsc_card_gone(pi->pcsc))
-		ps_conv_error(tp->conv, "The smart card was removed or reset.");
+		ps_conv_error(tp->conv, "The smart card was removed or stopped "
+		    "responding.");
 }
 
 /*
