@@ -191,11 +191,13 @@ ps_pcsc_open(const struct ps_config *cfg, const struct ps_log *log,
 void
 ps_pcsc_close(struct ps_pcsc *p)
 {
+	LONG rv;
+
 	if (p == NULL)
 		return;
 	ps_pcsc_disconnect(p, false);
-	if (p->have_ctx)
-		p->ops->release(p->ctx);
+	if (p->have_ctx && (rv = p->ops->release(p->ctx)) != SCARD_S_SUCCESS)
+		ps_log_debug(p->log, "pcsc: release context: %s", rv_str(rv));
 	free(p->reader);
 	free(p);
 }
@@ -430,11 +432,15 @@ ps_pcsc_connect(struct ps_pcsc *p, const char *reader)
 void
 ps_pcsc_disconnect(struct ps_pcsc *p, bool reset)
 {
+	LONG rv;
+
 	if (p == NULL || !p->have_card)
 		return;
 	ps_pcsc_end(p);
-	p->ops->disconnect(p->card, reset ? SCARD_RESET_CARD :
+	rv = p->ops->disconnect(p->card, reset ? SCARD_RESET_CARD :
 	    SCARD_LEAVE_CARD);
+	if (rv != SCARD_S_SUCCESS)
+		ps_log_debug(p->log, "pcsc: disconnect: %s", rv_str(rv));
 	p->have_card = false;
 }
 
@@ -539,7 +545,8 @@ send_chain(struct ps_pcsc *p, const struct ps_apdu *cmd, size_t *last)
 		r = exchange(p, tx, txlen, rx, &rxlen);
 		if (r != PS_OK)
 			break;
-		(void)ps_apdu_split(rx, rxlen, &blen, &sw);
+		if ((r = ps_apdu_split(rx, rxlen, &blen, &sw)) != PS_OK)
+			break;
 		if (sw != PS_SW_OK || blen != 0) {
 			ps_log_err(p->log, "pcsc: card refused a chained "
 			    "command: %04X (%s)", sw, ps_piv_sw_str(sw));
@@ -603,7 +610,8 @@ ps_pcsc_transmit(struct ps_pcsc *p, const struct ps_apdu *cmd,
 		r = exchange(p, tx, txlen, rx, &rxlen);
 		if (r != PS_OK)
 			break;
-		(void)ps_apdu_split(rx, rxlen, &blen, sw);
+		if ((r = ps_apdu_split(rx, rxlen, &blen, sw)) != PS_OK)
+			break;
 		if ((*sw & 0xFF00) == 0x6C00) {
 			/* Wrong Le: send the same command again, once, with
 			 * the length the card asked for. */

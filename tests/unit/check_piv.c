@@ -641,6 +641,7 @@ struct fake_card {
 	size_t chunk;			/* 0: whole answers where they fit */
 	bool exact_le;			/* 6Cxx unless GET RESPONSE's Le fits */
 	int remove_on_ins;		/* card pulled when this INS arrives */
+	int mute_how;			/* 0: REMOVED, 1: no SW, 2: comm error */
 	bool garbage;			/* GET DATA / GA answer noise */
 	bool endless;			/* 61xx forever */
 	bool no_logout;
@@ -994,7 +995,12 @@ f_transmit(SCARDHANDLE h, const SCARD_IO_REQUEST *pci, LPCBYTE cmd,
 	}
 	if (cmd[1] == c->remove_on_ins) {
 		c->present = false;
-		return SCARD_W_REMOVED_CARD;
+		if (c->mute_how == 1) {
+			*outlen = 0;	/* vpcd: an answer without SW */
+			return SCARD_S_SUCCESS;
+		}
+		return c->mute_how == 2 ? SCARD_E_NOT_TRANSACTED :
+		    SCARD_W_REMOVED_CARD;
 	}
 	ck_assert_uint_ge(*outlen, 258);
 	if (cmd[0] & 0x10) {
@@ -1359,10 +1365,11 @@ START_TEST(token_removed)
 	struct ps_token *tok = NULL;
 	const struct ps_token_key *k;
 	X509 *cert = tu_load_cert("alice.crt");
-	static const int ins[] = { 0x87, 0x20, 0xC0 };
+	static const int ins[] = { 0x87, 0x20, 0xC0, 0x87, 0x87 };
 
 	fake_put(0, 0, "alice", false);
 	F.card[0].remove_on_ins = ins[_i];
+	F.card[0].mute_how = _i < 3 ? 0 : _i - 2;
 	if (ins[_i] == 0xC0)
 		F.card[0].chunk = 50;
 	ck_assert_int_eq(open_piv(&tok, cert), ins[_i] == 0xC0 ?
@@ -1371,7 +1378,8 @@ START_TEST(token_removed)
 		ck_assert_ptr_nonnull(k = key_for(tok, cert));
 		ck_assert_int_eq(login(tok, k, cert, "123456"), PS_ERR_TOKEN);
 		ck_assert_ptr_nonnull(strstr(conv_text, "removed"));
-		ck_assert(tu_log_contains("was removed"));
+		ck_assert(tu_log_contains(_i < 3 ? "was removed" :
+		    "stopped answering"));
 		ck_assert_int_eq(F.txn, 0);
 		ps_token_close(tok);
 	}
@@ -1639,7 +1647,7 @@ piv_suite(void)
 	tcase_add_test(tk, token_last_try_kept);
 	tcase_add_test(tk, token_blocked);
 	tcase_add_test(tk, token_already_verified);
-	tcase_add_loop_test(tk, token_removed, 0, 3);
+	tcase_add_loop_test(tk, token_removed, 0, 5);
 	tcase_add_test(tk, token_garbage);
 	tcase_add_test(tk, token_two_readers);
 	tcase_add_test(tk, token_no_card);
