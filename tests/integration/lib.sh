@@ -79,12 +79,25 @@ service() {
 	printf 'auth required pam_deny.so\naccount required pam_deny.so\n' > "$W/pam.d/other"
 }
 
-# run_pam ARGS...: pam_driver under pam_wrapper + nss_wrapper; output in $OUT.
+# pam_exec_driver ARGS...: run pam_driver against the private service
+# directory. Normally through pam_wrapper; in the sanitizer build libpam is
+# pointed at the directory with pam_start_confdir instead, because
+# pam_wrapper dlopen()s libpam with RTLD_DEEPBIND, which ASan refuses.
+pam_exec_driver() {
+	if [ "${PS_SANITIZERS:-no}" = yes ]; then
+		LD_PRELOAD="libnss_wrapper.so" NSS_WRAPPER_DISABLE_DEEPBIND=1 \
+			"$DRIVER" --confdir "$W/pam.d" "$@"
+	else
+		LD_PRELOAD="libpam_wrapper.so libnss_wrapper.so" PAM_WRAPPER=1 \
+			PAM_WRAPPER_SERVICE_DIR="$W/pam.d" \
+			PAM_WRAPPER_DISABLE_DEEPBIND=1 \
+			${PS_PAM_PREFIX:-} "$DRIVER" "$@"
+	fi
+}
+
+# run_pam ARGS...: one PAM transaction; its output is in $OUT.
 run_pam() {
-	OUT=$(LD_PRELOAD="libpam_wrapper.so libnss_wrapper.so" PAM_WRAPPER=1 \
-		PAM_WRAPPER_SERVICE_DIR="$W/pam.d" \
-		PAM_WRAPPER_DISABLE_DEEPBIND=1 \
-		${PS_PAM_PREFIX:-} "$DRIVER" "$@" 2>&1) || true
+	OUT=$(pam_exec_driver "$@" 2>&1) || true
 }
 
 ok() { PASSED=$((PASSED + 1)); echo "ok - $1"; }
