@@ -95,9 +95,19 @@ pam_exec_driver() {
 	fi
 }
 
-# run_pam ARGS...: one PAM transaction; its output is in $OUT.
+# run_pam ARGS...: one PAM transaction; its output is in $OUT. A
+# sanitizer report (memory error, leak, undefined behaviour) anywhere in
+# it is a failure of its own.
 run_pam() {
 	OUT=$(pam_exec_driver "$@" 2>&1) || true
+	check_sanitizers "$*"
+}
+
+check_sanitizers() {
+	if printf '%s\n' "$OUT" | grep -q -e 'ERROR: AddressSanitizer' \
+	    -e 'ERROR: LeakSanitizer' -e 'runtime error:'; then
+		not_ok "sanitizer report while running: $1"
+	fi
 }
 
 ok() { PASSED=$((PASSED + 1)); echo "ok - $1"; }

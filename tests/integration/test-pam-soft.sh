@@ -95,6 +95,7 @@ expect "gina: account still fine" '^ACCT: PAM_SUCCESS$'
 
 # --- use_first_pass / try_first_pass (pam_set_items sets PAM_AUTHTOK)
 OUT=$(PAM_AUTHTOK="$PASSWORD" pam_exec_driver ps-first alice 2>&1) || true
+check_sanitizers use_first_pass
 expect "use_first_pass with the right earlier password" '^AUTH: PAM_SUCCESS$'
 expect_not "use_first_pass never prompts" '^PROMPT:'
 OUT=$(PAM_AUTHTOK="nope" pam_exec_driver ps-first alice "$PASSWORD" 2>&1) || true
