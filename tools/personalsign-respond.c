@@ -61,6 +61,7 @@ struct options {
 	const char *pcsc_socket;
 	const char *backend;
 	bool quiet;
+	bool verbose;
 	bool help;
 	bool version;
 };
@@ -126,15 +127,14 @@ usage_error(const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
-/* Library messages: errors and warnings always, the rest unless -q. */
+/* Library messages: errors and warnings always (they say why), the
+ * chatter only with -v. */
 static void
 log_sink(void *arg, enum ps_log_level level, const char *msg)
 {
 	const struct ctx *c = arg;
 
-	if (level > PS_LOG_WARN && c->opt.quiet)
-		return;
-	if (level == PS_LOG_DEBUG)
+	if (level > PS_LOG_WARN && !c->opt.verbose)
 		return;
 	fprintf(stderr, "%s: %s\n", progname, msg);
 }
@@ -679,6 +679,8 @@ print_help(void)
 	    "(same thing)\n"
 	    "  -q, --quiet              print only the response line (and "
 	    "errors)\n"
+	    "  -v, --verbose            say more about what the card or "
+	    "keystore does\n"
 	    "  -h, --help               show this help\n"
 	    "  -V, --version            show the version\n\n"
 	    "Check the host, user and service it prints before you enter "
@@ -697,6 +699,7 @@ static const struct option long_options[] = {
 	{ "password-file", required_argument, NULL, 'p' },
 	{ "pin-file", required_argument, NULL, 'p' },
 	{ "quiet", no_argument, NULL, 'q' },
+	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -708,7 +711,7 @@ parse_options(int argc, char **argv, struct options *o)
 	int ch;
 
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":qhV", long_options,
+	while ((ch = getopt_long(argc, argv, ":qvhV", long_options,
 	    NULL)) != -1) {
 		switch (ch) {
 		case 'b': o->backend = optarg; break;
@@ -723,6 +726,7 @@ parse_options(int argc, char **argv, struct options *o)
 			o->secret_file = optarg;
 			break;
 		case 'q': o->quiet = true; break;
+		case 'v': o->verbose = true; break;
 		case 'h': o->help = true; break;
 		case 'V': o->version = true; break;
 		case ':':
@@ -784,6 +788,7 @@ main(int argc, char **argv)
 	memset(&c, 0, sizeof(c));
 	c.log.fn = log_sink;
 	c.log.arg = &c;
+	c.log.debug = 0;
 	rc = run(argc, argv, &c);
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		fprintf(stderr, "%s: cannot write output: %s\n", progname,
