@@ -134,11 +134,17 @@ PY
 # ---------------------------------------------------------------- run
 echo "fuzz: $(ls "$work/seeds" | wc -l) seeds, ${secs}s, in $work" >&2
 cd "$work"
+# One worker runs in this process (its stats land in fuzz.log); more are
+# separate processes logging to fuzz-N.log.
+jobs=
+if [ "${FUZZ_JOBS:-1}" -gt 1 ]; then
+    jobs="-jobs=$FUZZ_JOBS -workers=$FUZZ_JOBS"
+fi
+# shellcheck disable=SC2086 # $jobs is empty or two words
 ./fuzz_piv_response -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
-    -max_len=8192 -jobs="${FUZZ_JOBS:-1}" -workers="${FUZZ_JOBS:-1}" \
-    -artifact_prefix="$work/" -print_final_stats=1 \
+    -max_len=8192 $jobs -artifact_prefix="$work/" -print_final_stats=1 \
     corpus seeds 2>"$work/fuzz.log" || {
-    tail -40 "$work/fuzz.log" >&2
+    tail -40 "$work/fuzz.log" "$work"/fuzz-*.log 2>/dev/null >&2
     echo "fuzz: FAILED; crashing input under $work" >&2
     exit 1
 }
