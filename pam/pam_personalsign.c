@@ -174,7 +174,9 @@ pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)
 	    pam_get_item(pamh, PAM_AUTHTOK, &item) == PAM_SUCCESS && item)
 		req.authtok = item;
 
-	status = ps_authenticate(&cfg, &log, &conv, &req, &result);
+	/* sshauth: what sshd proved, from the PAM environment only */
+	status = ps_authenticate_ssh(&cfg, &log, &conv, &req,
+	    pam_getenv(pamh, "SSH_AUTH_INFO_0"), &result);
 	r = auth_status_to_pam(status, &cfg);
 	if (status == PS_OK) {
 		fp = strdup(result.fingerprint);

@@ -5,6 +5,10 @@
  * NOW are candidates; the token must hold one of their keys; the token's
  * signature over a fresh, context-bound challenge is verified with the
  * REGISTERED public key, never with anything the token reports.
+ *
+ * ps_authenticate picks the flow by mode: the local one lives here, the
+ * remote challenge and sshauth flows in remote.c and sshauth.c; all of
+ * them start from ps_usable_keys, so they refuse for the same reasons.
  */
 #include <errno.h>
 #include <pwd.h>
@@ -18,6 +22,7 @@
 #include "policy.h"
 #include "ps_status.h"
 #include "registry.h"
+#include "remote.h"
 #include "token.h"
 #include "util.h"
 
@@ -218,13 +223,15 @@ is_remote(const struct ps_auth_request *req)
 	return req->rhost != NULL && req->rhost[0] != '\0';
 }
 
-int
-ps_authenticate(const struct ps_config *cfg, const struct ps_log *log,
+/*
+ * The local flow: the token is on this machine (console, su, sudo, screen
+ * lock).
+ */
+static int
+authenticate_local(const struct ps_config *cfg, const struct ps_log *log,
     const struct ps_conv *conv, const struct ps_auth_request *req,
     struct ps_auth_result *result)
 {
-	struct ps_registry *reg = NULL;
-	struct ps_policy *policy = NULL;
 	struct ps_reg_list list = { NULL, 0 };
 	struct ps_token *tok = NULL;
 	struct ps_token_params params;
@@ -234,29 +241,9 @@ ps_authenticate(const struct ps_config *cfg, const struct ps_log *log,
 	time_t now = req->now != 0 ? req->now : time(NULL);
 	int r;
 
-	memset(result, 0, sizeof(*result));
-	if (!ps_user_name_valid(req->user)) {
-		ps_log_err(log, "refusing an invalid user name");
-		return PS_ERR_INVALID;
-	}
-	if ((r = ps_registry_open(cfg, log, &reg)) != PS_OK)
+	r = ps_usable_keys(cfg, log, conv, req->user, now, &list, &usable);
+	if (r != PS_OK)
 		goto out;
-	r = ps_registry_lookup_user(reg, req->user, &list);
-	if (r != PS_OK) {
-		if (r == PS_ERR_NOT_FOUND)
-			ps_log_info(log, "user %s has no registered key",
-			    req->user);
-		goto out;
-	}
-	if ((r = ps_policy_new(cfg, log, &policy)) != PS_OK)
-		goto out;
-	r = filter_by_policy(log, policy, req->user, &list, now, &usable);
-	if (r != PS_OK) {
-		ps_conv_error(conv, "Your registered PersonalSign certificate "
-		    "%s. Please contact your administrator.",
-		    r == PS_ERR_EXPIRED ? "has expired" : "is not accepted");
-		goto out;
-	}
 	if (is_remote(req) && !cfg->allow_remote_token) {
 		ps_log_notice(log, "user %s: remote session from %s: not "
 		    "using a token on this machine (allow_remote_token is "
@@ -329,10 +316,97 @@ ps_authenticate(const struct ps_config *cfg, const struct ps_log *log,
  out:
 	ps_token_close(tok);
 	ps_reg_list_free(&list);
-	ps_policy_free(policy);
-	ps_registry_close(reg);
 	free(ui.home);
 	return r;
+}
+
+int
+ps_usable_keys(const struct ps_config *cfg, const struct ps_log *log,
+    const struct ps_conv *conv, const char *user, time_t now,
+    struct ps_reg_list *list, size_t *usable)
+{
+	struct ps_registry *reg = NULL;
+	struct ps_policy *policy = NULL;
+	int r;
+
+	list->entries = NULL;
+	list->count = 0;
+	*usable = 0;
+	if (!ps_user_name_valid(user)) {
+		ps_log_err(log, "refusing an invalid user name");
+		return PS_ERR_INVALID;
+	}
+	if ((r = ps_registry_open(cfg, log, &reg)) != PS_OK)
+		goto out;
+	r = ps_registry_lookup_user(reg, user, list);
+	if (r != PS_OK) {
+		if (r == PS_ERR_NOT_FOUND)
+			ps_log_info(log, "user %s has no registered key", user);
+		goto out;
+	}
+	if ((r = ps_policy_new(cfg, log, &policy)) != PS_OK)
+		goto out;
+	r = filter_by_policy(log, policy, user, list, now, usable);
+	if (r != PS_OK)
+		ps_conv_error(conv, "Your registered PersonalSign certificate "
+		    "%s. Please contact your administrator.",
+		    r == PS_ERR_EXPIRED ? "has expired" : "is not accepted");
+ out:
+	if (r != PS_OK) {
+		ps_reg_list_free(list);
+		list->entries = NULL;
+		list->count = 0;
+		*usable = 0;
+	}
+	ps_policy_free(policy);
+	ps_registry_close(reg);
+	return r;
+}
+
+enum ps_mode
+ps_effective_mode(const struct ps_config *cfg, const char *rhost)
+{
+	bool remote = rhost != NULL && rhost[0] != '\0';
+
+	if (cfg->mode != PS_MODE_AUTO)
+		return cfg->mode;
+	/* A remote session cannot reach a card on this machine unless the
+	 * admin said so; ask the client to sign instead. */
+	return remote && !cfg->allow_remote_token ? PS_MODE_REMOTE :
+	    PS_MODE_LOCAL;
+}
+
+int
+ps_authenticate(const struct ps_config *cfg, const struct ps_log *log,
+    const struct ps_conv *conv, const struct ps_auth_request *req,
+    struct ps_auth_result *result)
+{
+	return ps_authenticate_ssh(cfg, log, conv, req, NULL, result);
+}
+
+int
+ps_authenticate_ssh(const struct ps_config *cfg, const struct ps_log *log,
+    const struct ps_conv *conv, const struct ps_auth_request *req,
+    const char *ssh_auth_info, struct ps_auth_result *result)
+{
+	memset(result, 0, sizeof(*result));
+	if (!ps_user_name_valid(req->user)) {
+		ps_log_err(log, "refusing an invalid user name");
+		return PS_ERR_INVALID;
+	}
+	switch (ps_effective_mode(cfg, req->rhost)) {
+	case PS_MODE_LOCAL:
+		return authenticate_local(cfg, log, conv, req, result);
+	case PS_MODE_REMOTE:
+		return ps_remote_authenticate(cfg, log, conv, req, result);
+	case PS_MODE_SSHAUTH:
+		return ps_sshauth_authenticate(cfg, log, conv, req,
+		    ssh_auth_info, result);
+	case PS_MODE_AUTO:
+		break;
+	}
+	ps_log_err(log, "internal error: no authentication mode chosen");
+	return PS_ERR_INTERNAL;
 }
 
 int

@@ -14,6 +14,7 @@
 #include "config.h"
 #include "conv.h"
 #include "log.h"
+#include "registry.h"
 
 struct ps_auth_request {
 	const char *user;
@@ -37,10 +38,43 @@ struct ps_auth_result {
  * registration), PS_ERR_POLICY / PS_ERR_EXPIRED (every registered
  * certificate refused), PS_ERR_NO_TOKEN, PS_ERR_BAD_SECRET,
  * PS_ERR_PIN_LOCKED, PS_ERR_AUTH, PS_ERR_CONV, PS_ERR_UNSAFE, ...
+ * That is mode=local; ps_effective_mode() says which flow runs, and the
+ * remote ones (remote.h) return the same kinds of codes.
  */
 int ps_authenticate(const struct ps_config *cfg, const struct ps_log *log,
     const struct ps_conv *conv, const struct ps_auth_request *req,
     struct ps_auth_result *result);
+
+/*
+ * ps_authenticate, plus what sshd reported in the PAM environment as
+ * SSH_AUTH_INFO_0 (NULL when absent; never taken from the process
+ * environment), which mode=sshauth needs. ps_authenticate() is this with
+ * NULL.
+ */
+int ps_authenticate_ssh(const struct ps_config *cfg, const struct ps_log *log,
+    const struct ps_conv *conv, const struct ps_auth_request *req,
+    const char *ssh_auth_info, struct ps_auth_result *result);
+
+/*
+ * The mode a login runs in: cfg->mode, except that "auto" means remote
+ * for a remote session (rhost set) unless allow_remote_token, else local.
+ * ps_authenticate dispatches on it (remote and sshauth: remote.h).
+ */
+enum ps_mode ps_effective_mode(const struct ps_config *cfg,
+    const char *rhost);
+
+/*
+ * The user's registered entries that pass policy at `now`: they are the
+ * first *usable entries of *list (the caller frees the list with
+ * ps_reg_list_free on every return). Every flow that accepts a key (local,
+ * remote, sshauth, authorized_keys) starts here, so all refuse for the
+ * same reasons. PS_ERR_INVALID (bad user name), PS_ERR_NOT_FOUND,
+ * PS_ERR_EXPIRED / PS_ERR_POLICY (every entry refused; the user is told
+ * through conv, which may be NULL), or a registry error.
+ */
+int ps_usable_keys(const struct ps_config *cfg, const struct ps_log *log,
+    const struct ps_conv *conv, const char *user, time_t now,
+    struct ps_reg_list *list, size_t *usable);
 
 struct ps_account_result {
 	time_t not_after;	/* of the best (latest-expiring) certificate */

@@ -335,8 +335,11 @@ ps_remote_check(const struct ps_config *cfg, const struct ps_log *log,
 		return refuse(PS_ERR_AUTH, why, whylen, "PersonalSign: "
 		    "that is not a complete response line (it starts with "
 		    "%s).", PS_RESPONSE_LINE_PREFIX);
-	if ((r = ps_challenge_hash(issued, chash)) != PS_OK)
+	if (ps_challenge_hash(issued, chash) != PS_OK) {
+		r = refuse(PS_ERR_INTERNAL, why, whylen, "PersonalSign: "
+		    "internal error; please tell your administrator.");
 		goto out;
+	}
 	if (CRYPTO_memcmp(chash, resp.challenge_hash, sizeof(chash)) != 0) {
 		r = refuse(PS_ERR_AUTH, why, whylen, "PersonalSign: that "
 		    "response answers a different challenge (an earlier login, "
@@ -384,25 +387,33 @@ local_host_name(char *host, size_t len)
 	host[len - 1] = '\0';
 }
 
-/* Show the challenge and read the answer. */
+/*
+ * Show the challenge and read the answer. The challenge is part of the
+ * prompt itself rather than a separate message, so that it survives
+ * PAM_SILENT and applications that drop informational messages.
+ */
 static int
 ask(const struct ps_log *log, const struct ps_conv *conv,
     const struct ps_challenge *chal, unsigned lifetime, char **answer)
 {
-	char *line = NULL;
+	char *line = NULL, *prompt = NULL;
 	int r;
 
 	*answer = NULL;
 	if ((r = ps_challenge_line_encode(chal, &line)) != PS_OK) {
 		ps_log_err(log, "cannot encode the challenge: %s",
 		    ps_status_str(r));
-		return r;
+		return r == PS_ERR_NOMEM ? r : PS_ERR_INTERNAL;
 	}
-	ps_conv_info(conv, "PersonalSign: sign this login with your card or "
-	    "keystore (valid for %u s). On your own computer run:\n"
-	    "personalsign-respond %s", lifetime, line);
+	prompt = ps_strdup_printf("PersonalSign: sign this login with your "
+	    "card or keystore (valid for %u s). On your own computer run:\n"
+	    "personalsign-respond %s\n%s", lifetime, line,
+	    PS_RESPONSE_PROMPT);
 	free(line);
-	r = ps_conv_prompt(conv, 1, "PersonalSign response: ", answer);
+	if (prompt == NULL)
+		return PS_ERR_NOMEM;
+	r = ps_conv_prompt(conv, 1, prompt, answer);
+	free(prompt);
 	if (r != PS_OK) {
 		ps_log_notice(log, "user %s: no response to the challenge "
 		    "could be read", chal->user);
@@ -443,8 +454,12 @@ ps_remote_authenticate(const struct ps_config *cfg, const struct ps_log *log,
 	r = ps_challenge_new(&chal, host, req->service ? req->service : "",
 	    req->user, rhost, now, (unsigned)cfg->challenge_lifetime);
 	if (r != PS_OK) {
-		ps_log_err(log, "user %s: cannot make a challenge: %s",
-		    req->user, ps_status_str(r));
+		/* a host, service or remote host name we cannot put into a
+		 * challenge: the server's problem, not the user's */
+		ps_log_err(log, "user %s from %s: cannot make a challenge: %s",
+		    req->user, rhost[0] ? rhost : "(local)", ps_status_str(r));
+		if (r != PS_ERR_NOMEM)
+			r = PS_ERR_INTERNAL;
 		goto out;
 	}
 	if ((r = ask(log, conv, &chal, (unsigned)cfg->challenge_lifetime,

@@ -42,6 +42,8 @@
 #define PS_CHALLENGE_LINE_PREFIX	"personalsign-challenge:"
 #define PS_RESPONSE_LINE_PREFIX		"personalsign-response:"
 #define PS_RESPONSE_VERSION		1
+/* the last line of the prompt that shows the challenge */
+#define PS_RESPONSE_PROMPT		"PersonalSign response: "
 #define PS_RESPONSE_HASH_LEN		32
 /* RSA-4096, the largest key policy accepts */
 #define PS_RESPONSE_SIG_MAX		512
@@ -108,7 +110,8 @@ int ps_remote_authenticate(const struct ps_config *cfg,
     const struct ps_auth_request *req, struct ps_auth_result *result);
 int ps_sshauth_authenticate(const struct ps_config *cfg,
     const struct ps_log *log, const struct ps_conv *conv,
-    const struct ps_auth_request *req, struct ps_auth_result *result);
+    const struct ps_auth_request *req, const char *ssh_auth_info,
+    struct ps_auth_result *result);
 
 /*
  * sshauth: the index of the first usable entry whose key is one that

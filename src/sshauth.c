@@ -127,10 +127,9 @@ ps_sshauth_match(const struct ps_log *log, const char *info,
 int
 ps_sshauth_authenticate(const struct ps_config *cfg, const struct ps_log *log,
     const struct ps_conv *conv, const struct ps_auth_request *req,
-    struct ps_auth_result *result)
+    const char *info, struct ps_auth_result *result)
 {
 	struct ps_reg_list list = { NULL, 0 };
-	const char *info = req->ssh_auth_info;
 	size_t usable = 0, entry = 0;
 	time_t now = req->now != 0 ? req->now : time(NULL);
 	int r;

@@ -963,13 +963,19 @@ script_prompt(void *arg, int echo, const char *msg, char **answer)
 {
 	struct script *s = arg;
 	struct ps_challenge c;
-	const char *p = strstr(s->said, PS_CHALLENGE_LINE_PREFIX);
+	const char *p = strstr(msg, "\npersonalsign-respond "
+	    PS_CHALLENGE_LINE_PREFIX);
 	char *line;
 	size_t n;
 
 	s->prompts++;
 	ck_assert_int_eq(echo, 1);
-	ck_assert_str_eq(msg, "PersonalSign response: ");
+	ck_assert_ptr_nonnull(p);
+	p += strlen("\npersonalsign-respond ");
+	n = strlen(msg);
+	ck_assert_uint_gt(n, strlen(PS_RESPONSE_PROMPT));
+	ck_assert_str_eq(msg + n - strlen(PS_RESPONSE_PROMPT),
+	    PS_RESPONSE_PROMPT);
 	if (s->fixed != NULL) {
 		*answer = strdup(s->fixed);
 		return PS_OK;
@@ -1013,8 +1019,7 @@ login(struct script *s, const char *user, const char *rhost,
 	req.user = user;
 	req.service = "sshd";
 	req.rhost = rhost;
-	req.ssh_auth_info = info;
-	return ps_authenticate(&cfg, &tu_log, &conv, &req, res);
+	return ps_authenticate_ssh(&cfg, &tu_log, &conv, &req, info, res);
 }
 
 START_TEST(flow_remote_mode)
@@ -1033,8 +1038,6 @@ START_TEST(flow_remote_mode)
 	set("mode", "remote");
 	ck_assert_int_eq(login(&ok, "alice", "192.0.2.7", NULL, &res), PS_OK);
 	ck_assert_int_eq(ok.prompts, 1);
-	ck_assert_ptr_nonnull(strstr(ok.said, "personalsign-respond "
-	    PS_CHALLENGE_LINE_PREFIX));
 	x = tu_load_cert("alice.crt");
 	ck_assert_int_eq(ps_cert_fingerprint(x, fp), PS_OK);
 	X509_free(x);
