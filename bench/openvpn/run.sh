@@ -1,0 +1,68 @@
+#!/bin/sh
+# run.sh - the OpenVPN TLS_VERIFY benchmark: builds the plugin and
+# bench_tls_verify from the sources (same flags as the project build, plus
+# -O2 -g), makes registries of 10 and 100,000 users, and measures the cost
+# of one TLS_VERIFY call with each, by wall clock and by callgrind
+# instruction count. Results go to stdout; copy them into bench/README.md.
+#
+#   sh bench/openvpn/run.sh [WORKDIR]
+#
+# WORKDIR (default ./bench-openvpn-work) must not be under a world-writable
+# directory such as /tmp: the plugin refuses such a registry. It is reused
+# when it exists (making 100,000 users takes a while); delete it to start
+# over. Environment: CALLS (per round, default 2000), ROUNDS (default 7),
+# CG_CALLS (calls under callgrind, default 200), USERS (default "10 100000").
+set -eu
+
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+WORK=${1:-$PWD/bench-openvpn-work}
+CALLS=${CALLS:-2000}
+ROUNDS=${ROUNDS:-7}
+CG_CALLS=${CG_CALLS:-200}
+USERS=${USERS:-"10 100000"}
+
+CFLAGS="-std=gnu11 -D_GNU_SOURCE -DOPENSSL_API_COMPAT=30000 -DOPENSSL_NO_DEPRECATED
+ -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+ -Wno-unused-parameter -Werror -O2 -g -fPIC -I$SRC/src"
+CORE="$SRC/src/status.c $SRC/src/log.c $SRC/src/util.c $SRC/src/config.c
+ $SRC/src/cert.c $SRC/src/policy.c $SRC/src/registry.c $SRC/src/registry_file.c"
+CRYPTO=$(pkg-config --cflags --libs libcrypto)
+
+mkdir -p "$WORK"
+chmod 755 "$WORK"
+PLUGIN=$WORK/openvpn-plugin-personalsign.so
+BENCH=$WORK/bench_tls_verify
+
+# shellcheck disable=SC2086
+gcc $CFLAGS -shared -o "$PLUGIN" "$SRC/openvpn/openvpn-plugin-personalsign.c" \
+    $CORE -Wl,--version-script="$SRC/openvpn/openvpn-plugin-personalsign.map" \
+    -Wl,-z,relro,-z,now $CRYPTO
+# shellcheck disable=SC2086
+gcc $CFLAGS -o "$BENCH" "$SRC/bench/openvpn/bench_tls_verify.c" $CORE \
+    -ldl $CRYPTO
+
+echo "machine: $(nproc) cores, $(uname -r), $(openssl version)"
+for n in $USERS; do
+	dir=$WORK/users-$n
+	if [ ! -f "$dir/probe.crt" ]; then
+		rm -rf "$dir"
+		start=$(date +%s)
+		"$BENCH" gen "$dir" "$n"
+		echo "generated $n users in $(($(date +%s) - start)) s"
+	fi
+	echo "== $n registered users"
+	for mode in accept refuse; do
+		"$BENCH" run "$PLUGIN" "$dir" "$CALLS" "$ROUNDS" "$mode" |
+		    grep median
+	done
+	for mode in accept refuse; do
+		out=$WORK/callgrind-$n-$mode.out
+		calls=$(valgrind --tool=callgrind --callgrind-out-file="$out" \
+		    --toggle-collect=openvpn_plugin_func_v3 \
+		    "$BENCH" run "$PLUGIN" "$dir" "$CG_CALLS" 1 "$mode" 2>/dev/null |
+		    sed -n 's/^total calls: //p')
+		ir=$(callgrind_annotate "$out" 2>/dev/null |
+		    sed -n 's/^ *\([0-9,]*\) .*PROGRAM TOTALS.*/\1/p' | tr -d ,)
+		echo "callgrind $mode: $ir instructions in $calls calls = $((ir / calls)) per call"
+	done
+done
