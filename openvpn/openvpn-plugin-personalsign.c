@@ -527,8 +527,13 @@ on_tls_verify(const struct plugin *p,
 	const char *subject;
 	int r;
 
-	if (in->current_cert_depth > 0)
+	if (in->current_cert_depth > 0) {
+		/* OpenSSL walks the chain from the top down to depth 0: a new
+		 * handshake starts from nothing, whatever came before */
+		if (cl != NULL)
+			client_forget(cl);
 		return OPENVPN_PLUGIN_FUNC_SUCCESS;
+	}
 	describe_peer(in->envp, peer, sizeof(peer));
 	subject = in->argv != NULL && in->argv[0] != NULL &&
 	    in->argv[1] != NULL && in->argv[2] != NULL ? in->argv[2] : "?";
@@ -537,7 +542,6 @@ on_tls_verify(const struct plugin *p,
 		    "(out of memory?)", peer);
 		return OPENVPN_PLUGIN_FUNC_ERROR;
 	}
-	/* a new handshake starts from nothing, whatever came before */
 	client_forget(cl);
 	if (in->current_cert_depth != 0 || in->current_cert == NULL) {
 		ps_log_err(&p->log, "client %s: refused: OpenVPN passed no "
