@@ -26,6 +26,7 @@ CFLAGS="-std=gnu11 -D_GNU_SOURCE -DOPENSSL_API_COMPAT=30000 -DOPENSSL_NO_DEPRECA
  -Wno-unused-parameter -Werror -O2 -g -fPIC -I$SRC/src"
 CORE="$SRC/src/status.c $SRC/src/log.c $SRC/src/util.c $SRC/src/config.c
  $SRC/src/cert.c $SRC/src/policy.c $SRC/src/registry.c $SRC/src/registry_file.c"
+[ -f "$SRC/src/crl.c" ] && CORE="$CORE $SRC/src/crl.c"
 CRYPTO=$(pkg-config --cflags --libs libcrypto)
 
 mkdir -p "$WORK"
