@@ -63,6 +63,7 @@ static const struct opt options[] = {
 	{ "ca_dir", OPT_PATH, O(ca_dir), 0, 0, NULL },
 	{ "crl_dir", OPT_PATH, O(crl_dir), 0, 0, NULL },
 	{ "crl", OPT_ENUM, O(crl), 0, 0, crl_values },
+	{ "cert_policy", OPT_STRING, O(cert_policy), 0, 0, NULL },
 	{ "clock_skew", OPT_INT, O(clock_skew), 0, 86400, NULL },
 	{ "eku", OPT_STRING, O(eku), 0, 0, NULL },
 	{ "identity", OPT_STRING, O(identity), 0, 0, NULL },

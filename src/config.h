@@ -65,6 +65,7 @@ struct ps_config {
 	char *ca_dir;
 	char *crl_dir;
 	enum ps_crl_policy crl;
+	char *cert_policy;	/* ca,crl,no_ca,...; NULL: strict with a CA */
 	int clock_skew;		/* seconds */
 	char *eku;		/* comma list: clientAuth,emailProtection */
 	char *identity;		/* "email" or "subject": who is the same person */

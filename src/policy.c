@@ -1,11 +1,23 @@
 /*
  * policy.c - decide whether a registered certificate may be used to log
  * in at a given moment: key type, validity (with clock-skew allowance),
- * chain to the configured trust anchors, key usage and extended key usage.
+ * chain to the configured trust anchors, revocation by CRL, key usage and
+ * extended key usage.
  *
- * Everything that touches files happens once in ps_policy_new; the check
- * runs on every login, possibly from several OpenVPN threads at once, so
- * it only reads the policy and builds its verification context per call.
+ * ps_policy_new runs on every login in the module, so it stays cheap: it
+ * checks that the trust paths are safe and loads the anchors, and never
+ * reads a CRL. The check runs on every login, possibly from several
+ * OpenVPN threads at once, so it only reads the policy and builds its
+ * verification context (and its view of crl_dir) per call.
+ *
+ * cert_policy= picks the checks, in the spirit of pam_pkcs11's option of
+ * the same name: "ca" (chain to ca_file/ca_dir), "crl" (revocation, what
+ * a missing or stale CRL means is crl=), "no_ca", "no_crl", "none". Left
+ * unset it is as strict as the configuration allows: ca when anchors are
+ * configured, and crl too when crl_dir is. Validity, key type and usage
+ * are always checked. A combination that cannot be honoured (ca without
+ * anchors, crl without crl_dir or without anchors to verify CRLs with) is
+ * a configuration error, never a silent downgrade.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -26,6 +38,7 @@
 #include <openssl/x509_vfy.h>
 
 #include "cert.h"
+#include "crl.h"
 #include "policy.h"
 #include "ps_status.h"
 #include "util.h"
@@ -39,10 +52,45 @@ struct ps_policy {
 	uint32_t eku_mask;		/* one of these must be present */
 	char *ca_file;
 	char *ca_dir;
-	char *crl_dir;			/* for revocation checks (later) */
-	enum ps_crl_policy crl;
-	X509_STORE *store;		/* trust anchors; NULL: none configured */
+	char *crl_dir;
+	enum ps_crl_policy crl;		/* missing / stale CRL: refuse? */
+	bool check_chain;		/* cert_policy: ca */
+	bool check_revocation;		/* cert_policy: crl */
+	X509_STORE *store;		/* trust anchors; NULL: none loaded */
 	struct ps_log log;
+};
+
+/* cert_policy items: what each says about the chain and CRL checks. */
+enum { CP_UNSET = -1, CP_OFF = 0, CP_ON = 1 };
+
+struct cp_name {
+	const char *name;
+	int ca;
+	int crl;
+	const char *unsupported;	/* non-NULL: refused with this hint */
+};
+
+static const struct cp_name cp_names[] = {
+	{ "ca", CP_ON, CP_UNSET, NULL },
+	{ "no_ca", CP_OFF, CP_UNSET, NULL },
+	{ "crl", CP_UNSET, CP_ON, NULL },
+	{ "crl_offline", CP_UNSET, CP_ON, NULL },	/* pam_pkcs11 name */
+	{ "no_crl", CP_UNSET, CP_OFF, NULL },
+	{ "none", CP_OFF, CP_OFF, NULL },
+	/* the login signature is always checked with the registered key */
+	{ "signature", CP_UNSET, CP_UNSET, NULL },
+	{ "crl_online", 0, 0, "nothing is fetched over the network at "
+	    "login: put CRLs in crl_dir and run personalsign-enroll "
+	    "crl-update" },
+	{ "crl_auto", 0, 0, "nothing is fetched over the network at login: "
+	    "put CRLs in crl_dir and run personalsign-enroll crl-update" },
+	{ "ocsp_on", 0, 0, "OCSP is not supported: use CRLs (crl_dir)" },
+};
+
+/* Both wanted settings, as cert_policy gives them. */
+struct cp_want {
+	int ca;
+	int crl;
 };
 
 /* ------------------------------------------------------------ EKU list */
@@ -79,17 +127,19 @@ eku_item(const struct ps_log *log, const char *item, size_t len,
 	return PS_ERR_INVALID;
 }
 
+/*
+ * Call item() for each comma-separated item of `list`, blanks around
+ * items stripped. An empty item is an error: "a,,b" is a typo.
+ */
 static int
-parse_eku(const struct ps_log *log, const char *list, struct ps_policy *p)
+parse_list(const struct ps_log *log, const char *what, const char *list,
+    int (*item)(const struct ps_log *, const char *, size_t, void *),
+    void *arg)
 {
 	const char *s, *end;
 	size_t len;
 	int r;
 
-	if (list == NULL) {
-		p->eku_mask = EKU_DEFAULT;
-		return PS_OK;
-	}
 	for (s = list;; s = end + 1) {
 		end = strchr(s, ',');
 		len = end != NULL ? (size_t)(end - s) : strlen(s);
@@ -100,14 +150,192 @@ parse_eku(const struct ps_log *log, const char *list, struct ps_policy *p)
 		while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
 			len--;
 		if (len == 0) {
-			ps_log_err(log, "eku: empty usage in list '%s'", list);
+			ps_log_err(log, "%s: empty item in list '%s'", what,
+			    list);
 			return PS_ERR_INVALID;
 		}
-		if ((r = eku_item(log, s, len, p)) != PS_OK)
+		if ((r = item(log, s, len, arg)) != PS_OK)
 			return r;
 		if (end == NULL)
 			break;
 	}
+	return PS_OK;
+}
+
+static int
+eku_list_item(const struct ps_log *log, const char *item, size_t len,
+    void *arg)
+{
+	return eku_item(log, item, len, arg);
+}
+
+static int
+parse_eku(const struct ps_log *log, const char *list, struct ps_policy *p)
+{
+	if (list == NULL) {
+		p->eku_mask = EKU_DEFAULT;
+		return PS_OK;
+	}
+	return parse_list(log, "eku", list, eku_list_item, p);
+}
+
+/* ------------------------------------------------------------ cert_policy */
+
+static int
+cp_set(const struct ps_log *log, int *field, int value, const char *which)
+{
+	if (value == CP_UNSET)
+		return PS_OK;
+	if (*field != CP_UNSET && *field != value) {
+		ps_log_err(log, "cert_policy: %s and no_%s contradict each "
+		    "other", which, which);
+		return PS_ERR_INVALID;
+	}
+	*field = value;
+	return PS_OK;
+}
+
+static int
+cp_item(const struct ps_log *log, const char *item, size_t len, void *arg)
+{
+	struct cp_want *want = arg;
+	size_t i;
+	int r;
+
+	for (i = 0; i < sizeof(cp_names) / sizeof(cp_names[0]); i++) {
+		const struct cp_name *n = &cp_names[i];
+
+		if (strlen(n->name) != len || strncmp(n->name, item, len) != 0)
+			continue;
+		if (n->unsupported != NULL) {
+			ps_log_err(log, "cert_policy: %s is not supported: %s",
+			    n->name, n->unsupported);
+			return PS_ERR_INVALID;
+		}
+		if ((r = cp_set(log, &want->ca, n->ca, "ca")) != PS_OK)
+			return r;
+		return cp_set(log, &want->crl, n->crl, "crl");
+	}
+	ps_log_err(log, "cert_policy: unknown item '%.*s' (use ca, no_ca, "
+	    "crl, no_crl or none)", (int)(len > 64 ? 64 : len), item);
+	return PS_ERR_INVALID;
+}
+
+/* Chain check: as asked, else whenever anchors are configured. */
+static int
+resolve_chain(const struct ps_log *log, const struct cp_want *want,
+    struct ps_policy *p)
+{
+	bool have_ca = p->ca_file != NULL || p->ca_dir != NULL;
+
+	p->check_chain = want->ca == CP_UNSET ? have_ca : want->ca == CP_ON;
+	if (p->check_chain && !have_ca) {
+		ps_log_err(log, "cert_policy=ca needs ca_file or ca_dir");
+		return PS_ERR_INVALID;
+	}
+	return PS_OK;
+}
+
+/*
+ * Revocation: as asked, else whenever crl_dir is set (or crl=require).
+ * It needs the chain: a CRL is only believed when the issuer's key
+ * signed it.
+ */
+static int
+resolve_revocation(const struct ps_log *log, const struct cp_want *want,
+    struct ps_policy *p)
+{
+	if (want->crl == CP_OFF) {
+		if (p->crl == PS_CRL_REQUIRE) {
+			ps_log_err(log, "cert_policy without crl contradicts "
+			    "crl=require");
+			return PS_ERR_INVALID;
+		}
+		p->check_revocation = false;
+		return PS_OK;
+	}
+	if (want->crl == CP_ON && p->crl == PS_CRL_OFF) {
+		ps_log_err(log, "cert_policy=crl contradicts crl=off");
+		return PS_ERR_INVALID;
+	}
+	p->check_revocation = p->crl != PS_CRL_OFF &&
+	    (want->crl == CP_ON || p->crl_dir != NULL ||
+	    p->crl == PS_CRL_REQUIRE);
+	if (!p->check_revocation)
+		return PS_OK;
+	if (p->crl_dir == NULL) {
+		ps_log_err(log, "%s needs crl_dir", want->crl == CP_ON ?
+		    "cert_policy=crl" : "crl=require");
+		return PS_ERR_INVALID;
+	}
+	if (!p->check_chain) {
+		ps_log_err(log, "revocation checking (crl_dir %s) needs the "
+		    "chain check: CRL signatures are verified with the CAs of "
+		    "ca_file or ca_dir%s", p->crl_dir, want->ca == CP_OFF ?
+		    " (cert_policy=no_ca)" : "");
+		return PS_ERR_INVALID;
+	}
+	return PS_OK;
+}
+
+static int
+parse_cert_policy(const struct ps_log *log, const char *list,
+    struct ps_policy *p)
+{
+	struct cp_want want = { CP_UNSET, CP_UNSET };
+	int r;
+
+	if (list != NULL &&
+	    (r = parse_list(log, "cert_policy", list, cp_item, &want)) != PS_OK)
+		return r;
+	if ((r = resolve_chain(log, &want, p)) != PS_OK)
+		return r;
+	return resolve_revocation(log, &want, p);
+}
+
+/* ------------------------------------------------------------ trust paths */
+
+/*
+ * ca_file, ca_dir and crl_dir decide who may log in: like the registry,
+ * they and every directory above them must be writable by root alone. A
+ * missing one is an I/O error, never "not found" (which nouserok would
+ * turn into PAM_IGNORE).
+ */
+static int
+trust_path(const struct ps_log *log, const char *what, const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) != 0) {
+		ps_log_err(log, "%s %s: cannot open: %s", what, path,
+		    errno == ENOENT ? "no such file or directory" :
+		    strerror(errno));
+		ps_log_err(log, "%s %s: cannot load trust anchors", what, path);
+		return errno == ENOMEM ? PS_ERR_NOMEM : PS_ERR_IO;
+	}
+	if (!ps_path_trusted(log, path)) {
+		ps_log_err(log, "%s %s: refusing to trust it (it or a "
+		    "directory above it may be changed by someone other than "
+		    "root)", what, path);
+		return PS_ERR_UNSAFE;
+	}
+	return PS_OK;
+}
+
+static int
+check_trust_paths(const struct ps_log *log, const struct ps_policy *p)
+{
+	int r;
+
+	if (p->check_chain && p->ca_file != NULL &&
+	    (r = trust_path(log, "ca_file", p->ca_file)) != PS_OK)
+		return r;
+	if (p->check_chain && p->ca_dir != NULL &&
+	    (r = trust_path(log, "ca_dir", p->ca_dir)) != PS_OK)
+		return r;
+	if (p->check_revocation &&
+	    (r = trust_path(log, "crl_dir", p->crl_dir)) != PS_OK)
+		return r;
 	return PS_OK;
 }
 
@@ -210,6 +438,15 @@ ca_dir_entry(const struct ps_log *log, const char *dir, const char *name,
 		free(full);
 		return PS_ERR_NOT_FOUND;
 	}
+	/* the directory is trusted; a file in it someone else may rewrite
+	 * (or a link to one) is not an anchor */
+	if ((st.st_uid != 0 && st.st_uid != geteuid()) ||
+	    (st.st_mode & (S_IWGRP | S_IWOTH))) {
+		ps_log_warn(log, "ca_dir: skipping %s: owned by uid %lu or "
+		    "writable by others", full, (unsigned long)st.st_uid);
+		free(full);
+		return PS_ERR_NOT_FOUND;
+	}
 	*path = full;
 	return PS_OK;
 }
@@ -282,28 +519,6 @@ load_store(const struct ps_log *log, struct ps_policy *p)
 
 /* ------------------------------------------------------------ lifecycle */
 
-/*
- * Revocation checking comes later. Until then a configuration that asks
- * for it is refused rather than silently accepting revoked certificates;
- * crl=off states that running without it is intended.
- */
-static int
-check_crl_config(const struct ps_log *log, const struct ps_policy *p)
-{
-	if (p->crl == PS_CRL_REQUIRE) {
-		ps_log_err(log, "crl=require: revocation checking is not "
-		    "available in this version");
-		return PS_ERR_INVALID;
-	}
-	if (p->crl_dir != NULL && p->crl != PS_CRL_OFF) {
-		ps_log_err(log, "crl_dir %s: revocation checking is not "
-		    "available in this version (set crl=off to run without "
-		    "it)", p->crl_dir);
-		return PS_ERR_INVALID;
-	}
-	return PS_OK;
-}
-
 static int
 copy_opt(const char *in, char **out)
 {
@@ -341,11 +556,11 @@ ps_policy_new(const struct ps_config *cfg, const struct ps_log *log,
 		ps_log_err(log, "policy: out of memory");
 		goto out;
 	}
-	if ((r = check_crl_config(log, p)) != PS_OK ||
-	    (r = parse_eku(log, cfg->eku, p)) != PS_OK)
+	if ((r = parse_eku(log, cfg->eku, p)) != PS_OK ||
+	    (r = parse_cert_policy(log, cfg->cert_policy, p)) != PS_OK ||
+	    (r = check_trust_paths(log, p)) != PS_OK)
 		goto out;
-	if ((p->ca_file != NULL || p->ca_dir != NULL) &&
-	    (r = load_store(log, p)) != PS_OK)
+	if (p->check_chain && (r = load_store(log, p)) != PS_OK)
 		goto out;
 	*out = p;
 	p = NULL;
@@ -431,9 +646,13 @@ verify_cb(int ok, X509_STORE_CTX *ctx)
 	return 1;
 }
 
+/*
+ * Build and verify the chain. On success *chain (when not NULL) gets the
+ * verified chain, leaf first, for the revocation check.
+ */
 static int
 check_chain(const struct ps_policy *p, X509 *cert, time_t now, char *why,
-    size_t whylen)
+    size_t whylen, STACK_OF(X509) **chain)
 {
 	struct verify_state st = { now, p->clock_skew };
 	X509_STORE_CTX *ctx = NULL;
@@ -459,6 +678,12 @@ check_chain(const struct ps_policy *p, X509 *cert, time_t now, char *why,
 	ok = X509_verify_cert(ctx);
 	if (ok == 1) {
 		r = PS_OK;
+		if (chain != NULL &&
+		    (*chain = X509_STORE_CTX_get1_chain(ctx)) == NULL) {
+			snprintf(why, whylen, "issuer not trusted: cannot "
+			    "read the verified chain");
+			r = PS_ERR_POLICY;
+		}
 		goto out;
 	}
 	err = X509_STORE_CTX_get_error(ctx);
@@ -474,6 +699,142 @@ check_chain(const struct ps_policy *p, X509 *cert, time_t now, char *why,
 	ERR_clear_error();
 	return r;
 }
+
+/* ------------------------------------------------------------ revocation */
+
+/* RFC 2253 text of a name for messages, truncated to fit. */
+static void
+name_text(const X509_NAME *name, char *out, size_t outlen)
+{
+	BIO *bio = BIO_new(BIO_s_mem());
+	char *text = NULL;
+	long n;
+
+	snprintf(out, outlen, "(unreadable name)");
+	if (bio == NULL)
+		return;
+	if (X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253) >= 0 &&
+	    (n = BIO_get_mem_data(bio, &text)) > 0 && text != NULL)
+		snprintf(out, outlen, "%.*s", n > 512 ? 512 : (int)n, text);
+	BIO_free(bio);
+	ERR_clear_error();
+}
+
+/* "revoked on DATE (reason)" for the leaf, with who for a CA. */
+static int
+say_revoked(X509 *cert, bool leaf, const struct ps_crl_answer *a,
+    char *why, size_t whylen)
+{
+	const char *reason = ps_crl_reason_name(a->reason);
+	char date[11], subject[256];
+
+	ps_format_date(a->revoked_at, date);
+	if (leaf) {
+		snprintf(why, whylen, "revoked on %s%s%s%s", date,
+		    reason != NULL ? " (" : "", reason != NULL ? reason : "",
+		    reason != NULL ? ")" : "");
+		return PS_ERR_POLICY;
+	}
+	name_text(X509_get_subject_name(cert), subject, sizeof(subject));
+	snprintf(why, whylen, "issuer not trusted: CA %s revoked on %s%s%s%s",
+	    subject, date, reason != NULL ? " (" : "",
+	    reason != NULL ? reason : "", reason != NULL ? ")" : "");
+	return PS_ERR_POLICY;
+}
+
+/*
+ * A CRL that is missing, out of date or not yet valid: crl=require
+ * refuses, crl=ifpresent logs and goes on with what it has (a stale CRL
+ * still lists every revocation it knew of).
+ */
+static int
+crl_doubt(const struct ps_policy *p, const char *msg, char *why,
+    size_t whylen)
+{
+	if (p->crl == PS_CRL_REQUIRE) {
+		snprintf(why, whylen, "%s", msg);
+		return PS_ERR_POLICY;
+	}
+	ps_log_warn(&p->log, "%s (accepted: crl=ifpresent)", msg);
+	return PS_OK;
+}
+
+/* Judge one certificate of the chain by its issuer's CRL. */
+static int
+check_one_crl(const struct ps_policy *p, struct ps_crl_view *view,
+    X509 *cert, X509 *issuer, bool leaf, time_t now, char *why,
+    size_t whylen)
+{
+	struct ps_crl_answer a;
+	char name[256], date[11], msg[512];
+	long long t = (long long)now;
+	int r;
+
+	name_text(X509_get_issuer_name(cert), name, sizeof(name));
+	if ((r = ps_crl_lookup(view, cert, issuer, &a)) != PS_OK) {
+		/* a damaged index or CRL never reads as "no CRL" */
+		snprintf(why, whylen, "cannot check revocation for %s: %s",
+		    name, ps_status_str(r));
+		return PS_ERR_POLICY;
+	}
+	if (a.found && a.revoked)
+		return say_revoked(cert, leaf, &a, why, whylen);
+	if (!a.found) {
+		snprintf(msg, sizeof(msg), "no CRL for %s", name);
+		return crl_doubt(p, msg, why, whylen);
+	}
+	if (t > a.next_update + p->clock_skew) {
+		ps_format_date(a.next_update, date);
+		snprintf(msg, sizeof(msg), "CRL for %s is stale since %s", name,
+		    date);
+		return crl_doubt(p, msg, why, whylen);
+	}
+	if (a.this_update > t + p->clock_skew) {
+		ps_format_date(a.this_update, date);
+		snprintf(msg, sizeof(msg), "CRL for %s is not valid before %s",
+		    name, date);
+		return crl_doubt(p, msg, why, whylen);
+	}
+	return PS_OK;
+}
+
+/* Every certificate of the verified chain but its self-signed root. */
+static int
+check_revocation(const struct ps_policy *p, STACK_OF(X509) *chain,
+    time_t now, char *why, size_t whylen)
+{
+	struct ps_crl_view *view = NULL;
+	int i, n = sk_X509_num(chain), r;
+
+	if ((r = ps_crl_view_open(&p->log, p->crl_dir, &view)) != PS_OK) {
+		snprintf(why, whylen, "cannot check revocation: crl_dir %s: "
+		    "%s", p->crl_dir, ps_status_str(r));
+		return PS_ERR_POLICY;
+	}
+	for (i = 0, r = PS_OK; r == PS_OK && i + 1 < n; i++)
+		r = check_one_crl(p, view, sk_X509_value(chain, i),
+		    sk_X509_value(chain, i + 1), i == 0, now, why, whylen);
+	ps_crl_view_free(view);
+	return r;
+}
+
+/* The chain, then (when configured) its revocation status. */
+static int
+check_trust(const struct ps_policy *p, X509 *cert, time_t now, char *why,
+    size_t whylen)
+{
+	STACK_OF(X509) *chain = NULL;
+	int r;
+
+	r = check_chain(p, cert, now, why, whylen,
+	    p->check_revocation ? &chain : NULL);
+	if (r == PS_OK && p->check_revocation)
+		r = check_revocation(p, chain, now, why, whylen);
+	sk_X509_pop_free(chain, X509_free);
+	return r;
+}
+
+/* ------------------------------------------------------------ usage */
 
 static int
 check_extensions_decoded(X509 *cert, char *why, size_t whylen)
@@ -558,8 +919,8 @@ ps_policy_check(const struct ps_policy *policy, X509 *cert, time_t now,
 		return r;
 	if ((r = check_time(policy, cert, now, why, whylen)) != PS_OK)
 		return r;
-	if (policy->store != NULL &&
-	    (r = check_chain(policy, cert, now, why, whylen)) != PS_OK)
+	if (policy->check_chain &&
+	    (r = check_trust(policy, cert, now, why, whylen)) != PS_OK)
 		return r;
 	if ((r = check_extensions_decoded(cert, why, whylen)) != PS_OK ||
 	    (r = check_key_usage(cert, why, whylen)) != PS_OK ||
@@ -567,4 +928,24 @@ ps_policy_check(const struct ps_policy *policy, X509 *cert, time_t now,
 		return r;
 	why[0] = '\0';
 	return PS_OK;
+}
+
+int
+ps_policy_crl_update(const struct ps_policy *policy,
+    const struct ps_log *log, struct ps_crl_update_report *report)
+{
+	if (policy == NULL)
+		return PS_ERR_INTERNAL;
+	if (policy->store == NULL || policy->crl_dir == NULL) {
+		ps_log_err(log, "crl-update needs crl_dir and ca_file or "
+		    "ca_dir (CRL signatures are verified with those CAs)");
+		return PS_ERR_INVALID;
+	}
+	return ps_crl_update(log, policy->crl_dir, policy->store, report);
+}
+
+bool
+ps_policy_checks_revocation(const struct ps_policy *policy)
+{
+	return policy != NULL && policy->check_revocation;
 }

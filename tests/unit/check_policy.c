@@ -1,8 +1,9 @@
 /*
  * check_policy.c - unit tests for src/policy.c: validity with clock skew,
- * trust anchors from a file, a .p7b and a directory, key usage / EKU,
- * unsupported keys, bad configuration, and concurrent checks on one
- * shared policy.
+ * trust anchors from a file, a .p7b and a directory (and intermediates),
+ * trust-path checks, cert_policy, key usage / EKU, unsupported keys, bad
+ * configuration, and concurrent checks on one shared policy. Revocation
+ * has its own suite (check_crl.c).
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -754,34 +755,205 @@ START_TEST(test_ca_config_errors)
 }
 END_TEST
 
-/* Revocation is not checked yet: asking for it must not pass silently. */
-START_TEST(test_crl_config_refused)
+/* cert_policy: what it turns on and off, and what it refuses. */
+START_TEST(test_cert_policy)
 {
+	struct ps_policy *p;
 	struct ps_config cfg;
-	struct ps_policy *p = (struct ps_policy *)1;
-	char *dir = tu_mkdtemp();
+	time_t now = time(NULL);
 
+	/* no_ca: anchors configured but the chain deliberately not checked */
 	cfg_make(&cfg, "ca.crt", NULL, NULL);
-	cfg_set(&cfg, "crl", "require");
+	cfg_set(&cfg, "cert_policy", "no_ca");
 	tu_log_reset();
-	ck_assert_int_eq(ps_policy_new(&cfg, &tu_log, &p), PS_ERR_INVALID);
-	ck_assert_ptr_null(p);
-	ck_assert(tu_log_contains("crl=require: revocation checking is not "
-	    "available"));
+	ck_assert_int_eq(ps_policy_new(&cfg, &tu_log, &p), PS_OK);
+	expect_check(p, "imposter-alice.crt", now, PS_OK, NULL);
+	expect_check(p, "erin.crt", now, PS_ERR_EXPIRED, NULL);
+	expect_check(p, "henry.crt", now, PS_ERR_POLICY, NULL);
+	ck_assert(!ps_policy_checks_revocation(p));
+	ps_policy_free(p);
 	ps_config_free(&cfg);
 
+	/* ca, spelled out, with blanks */
 	cfg_make(&cfg, "ca.crt", NULL, NULL);
-	cfg_set(&cfg, "crl_dir", dir);	/* crl=ifpresent by default */
-	tu_log_reset();
-	ck_assert_int_eq(ps_policy_new(&cfg, &tu_log, &p), PS_ERR_INVALID);
-	ck_assert(tu_log_contains("set crl=off to run without it"));
-	cfg_set(&cfg, "crl", "off");
+	cfg_set(&cfg, "cert_policy", " ca , no_crl ,signature");
 	ck_assert_int_eq(ps_policy_new(&cfg, &tu_log, &p), PS_OK);
-	expect_check(p, "alice.crt", time(NULL), PS_OK, NULL);
+	expect_check(p, "imposter-alice.crt", now, PS_ERR_POLICY,
+	    "issuer not trusted: unable to get local issuer certificate");
 	ps_policy_free(p);
+	ps_config_free(&cfg);
+
+	/* default with a CA: the chain is checked (strict) */
+	p = policy_make("ca.crt", NULL, NULL);
+	expect_check(p, "imposter-alice.crt", now, PS_ERR_POLICY, NULL);
+	ck_assert(!ps_policy_checks_revocation(p));	/* no crl_dir */
+	ps_policy_free(p);
+}
+END_TEST
+
+struct cp_case {
+	const char *ca;		/* fixture or NULL */
+	bool crl_dir;
+	const char *crl;	/* crl= or NULL */
+	const char *cert_policy;
+	int want;
+	const char *log;
+};
+
+static const struct cp_case cp_cases[] = {
+	{ "ca.crt", false, NULL, "cq", PS_ERR_INVALID, "unknown item 'cq'" },
+	{ "ca.crt", false, NULL, "ca,,crl", PS_ERR_INVALID, "empty item" },
+	{ "ca.crt", false, NULL, "ca,no_ca", PS_ERR_INVALID,
+	    "ca and no_ca contradict" },
+	{ "ca.crt", true, NULL, "none,crl", PS_ERR_INVALID,
+	    "crl and no_crl contradict" },
+	{ "ca.crt", true, NULL, "ocsp_on", PS_ERR_INVALID,
+	    "OCSP is not supported" },
+	{ "ca.crt", true, NULL, "crl_online", PS_ERR_INVALID,
+	    "run personalsign-enroll crl-update" },
+	{ NULL, false, NULL, "ca", PS_ERR_INVALID,
+	    "cert_policy=ca needs ca_file or ca_dir" },
+	{ "ca.crt", false, NULL, "crl", PS_ERR_INVALID,
+	    "cert_policy=crl needs crl_dir" },
+	{ "ca.crt", false, "require", NULL, PS_ERR_INVALID,
+	    "crl=require needs crl_dir" },
+	{ "ca.crt", true, "require", "no_crl", PS_ERR_INVALID,
+	    "contradicts crl=require" },
+	{ "ca.crt", true, "off", "crl", PS_ERR_INVALID,
+	    "cert_policy=crl contradicts crl=off" },
+	{ NULL, true, NULL, NULL, PS_ERR_INVALID,
+	    "CRL signatures are verified with the CAs" },
+	{ "ca.crt", true, NULL, "no_ca", PS_ERR_INVALID,
+	    "(cert_policy=no_ca)" },
+	/* fine: revocation off, or nothing to revoke with */
+	{ "ca.crt", true, "off", NULL, PS_OK, NULL },
+	{ NULL, true, "off", NULL, PS_OK, NULL },
+	{ "ca.crt", true, NULL, "no_crl", PS_OK, NULL },
+	{ "ca.crt", true, "ifpresent", "crl_offline", PS_OK, NULL },
+	{ NULL, false, NULL, "none", PS_OK, NULL },
+};
+
+START_TEST(test_cert_policy_errors)
+{
+	const struct cp_case *c = &cp_cases[_i];
+	char *dir = tu_mkdtemp();
+	struct ps_config cfg;
+	struct ps_policy *p = (struct ps_policy *)1;
+	int r;
+
+	cfg_make(&cfg, c->ca, NULL, NULL);
+	if (c->crl_dir)
+		cfg_set(&cfg, "crl_dir", dir);
+	if (c->crl != NULL)
+		cfg_set(&cfg, "crl", c->crl);
+	if (c->cert_policy != NULL)
+		cfg_set(&cfg, "cert_policy", c->cert_policy);
+	tu_log_reset();
+	r = ps_policy_new(&cfg, &tu_log, &p);
+	ck_assert_msg(r == c->want, "case %d: %s; log: %s", _i,
+	    ps_status_str(r), tu_log_text());
+	if (c->log != NULL)
+		ck_assert_msg(tu_log_contains(c->log), "case %d: log: %s", _i,
+		    tu_log_text());
+	if (r == PS_OK) {
+		expect_check(p, "alice.crt", time(NULL), PS_OK, NULL);
+		ps_policy_free(p);
+	} else {
+		ck_assert_ptr_null(p);
+	}
 	ps_config_free(&cfg);
 	tu_rmrf(dir);
 	free(dir);
+}
+END_TEST
+
+/*
+ * The trust paths decide who may log in: a ca_file, ca_dir or crl_dir
+ * that someone other than root could change is refused, like the
+ * registry.
+ */
+START_TEST(test_trust_paths)
+{
+	char *dir = tu_mkdtemp(), sub[512], path[600], link_to[600];
+	struct ps_config cfg;
+	struct ps_policy *p = NULL;
+
+	snprintf(sub, sizeof(sub), "%s/trust", dir);
+	ck_assert_int_eq(mkdir(sub, 0755), 0);
+	snprintf(path, sizeof(path), "%s/roots.pem", sub);
+	copy_fixture("ca.crt", path);
+
+	/* a group-writable file */
+	ck_assert_int_eq(chmod(path, 0664), 0);
+	cfg_make(&cfg, NULL, NULL, NULL);
+	cfg_set(&cfg, "ca_file", path);
+	tu_log_reset();
+	ck_assert_int_eq(ps_policy_new(&cfg, &tu_log, &p), PS_ERR_UNSAFE);
+	ck_assert(tu_log_contains("writable by group or others"));
+	ck_assert(tu_log_contains("refusing to trust it"));
+	ck_assert_int_eq(chmod(path, 0644), 0);
+	ck_assert_int_eq(ps_policy_new(&cfg, &tu_log, &p), PS_OK);
+	ps_policy_free(p);
+
+	/* a world-writable directory above it */
+	ck_assert_int_eq(chmod(sub, 0777), 0);
+	tu_log_reset();
+	ck_assert_int_eq(ps_policy_new(&cfg, &tu_log, &p), PS_ERR_UNSAFE);
+	ps_config_free(&cfg);
+
+	/* the same for ca_dir */
+	cfg_make(&cfg, NULL, NULL, NULL);
+	cfg_set(&cfg, "ca_dir", sub);
+	tu_log_reset();
+	ck_assert_int_eq(ps_policy_new(&cfg, &tu_log, &p), PS_ERR_UNSAFE);
+	ck_assert_int_eq(chmod(sub, 0755), 0);
+	ck_assert_int_eq(ps_policy_new(&cfg, &tu_log, &p), PS_OK);
+	ps_policy_free(p);
+
+	/* a file in ca_dir that others may write is no anchor */
+	ck_assert_int_eq(chmod(path, 0666), 0);
+	tu_log_reset();
+	ck_assert_int_eq(ps_policy_new(&cfg, &tu_log, &p), PS_ERR_INVALID);
+	ck_assert(tu_log_contains("owned by uid 0 or writable by others") ||
+	    tu_log_contains("writable by others"));
+	ck_assert_int_eq(chmod(path, 0644), 0);
+	ps_config_free(&cfg);
+
+	/* a symlinked ca_file is judged by its target too */
+	snprintf(link_to, sizeof(link_to), "%s/link.pem", dir);
+	ck_assert_int_eq(symlink(path, link_to), 0);
+	cfg_make(&cfg, NULL, NULL, NULL);
+	cfg_set(&cfg, "ca_file", link_to);
+	ck_assert_int_eq(ps_policy_new(&cfg, &tu_log, &p), PS_OK);
+	ps_policy_free(p);
+	ck_assert_int_eq(chmod(path, 0646), 0);
+	ck_assert_int_eq(ps_policy_new(&cfg, &tu_log, &p), PS_ERR_UNSAFE);
+	ps_config_free(&cfg);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
+/* A CA's intermediates as a .p7b or PEM bundle "just work"; without the
+ * root the chain is incomplete. */
+START_TEST(test_intermediates)
+{
+	struct ps_policy *p7 = policy_make("chain.p7b", NULL, NULL);
+	struct ps_policy *pem = policy_make("chain.pem", NULL, NULL);
+	struct ps_policy *root = policy_make("ca.crt", NULL, NULL);
+	struct ps_policy *only = policy_make("int-ca.crt", NULL, NULL);
+	time_t now = time(NULL);
+
+	expect_check(p7, "dave.crt", now, PS_OK, NULL);
+	expect_check(p7, "alice.crt", now, PS_OK, NULL);
+	expect_check(pem, "dave.crt", now, PS_OK, NULL);
+	expect_check(root, "dave.crt", now, PS_ERR_POLICY,
+	    "issuer not trusted: unable to get local issuer certificate");
+	expect_check(only, "dave.crt", now, PS_ERR_POLICY, NULL);
+	ps_policy_free(p7);
+	ps_policy_free(pem);
+	ps_policy_free(root);
+	ps_policy_free(only);
 }
 END_TEST
 
@@ -898,7 +1070,11 @@ policy_suite(void)
 	tcase_add_test(tc, test_ca_dir);
 	tcase_add_test(tc, test_ca_file_and_dir);
 	tcase_add_test(tc, test_ca_config_errors);
-	tcase_add_test(tc, test_crl_config_refused);
+	tcase_add_test(tc, test_cert_policy);
+	tcase_add_loop_test(tc, test_cert_policy_errors, 0,
+	    sizeof(cp_cases) / sizeof(cp_cases[0]));
+	tcase_add_test(tc, test_trust_paths);
+	tcase_add_test(tc, test_intermediates);
 	tcase_add_test(tc, test_config_copied);
 	tcase_add_test(tc, test_threads);
 	suite_add_tcase(s, tc);
