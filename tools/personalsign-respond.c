@@ -635,8 +635,11 @@ respond(struct ctx *c, const struct ps_challenge *chal)
 	p.gid = c->gid;
 	p.home = c->home;
 	if ((r = ps_token_open(c->cfg.backend, &p, &tok)) != PS_OK)
-		return fail("no usable %s: %s", c->cfg.backend == PS_BACKEND_PIV ?
-		    "card" : "card or keystore", ps_status_str(r));
+		return fail("no %s to sign with (%s)",
+		    c->cfg.backend == PS_BACKEND_PIV ? "card" :
+		    c->cfg.backend == PS_BACKEND_SOFT ? "keystore" :
+		    "card or keystore", r == PS_ERR_NO_TOKEN ? "none found" :
+		    ps_status_str(r));
 	if (tok->ops->lists_without_secret &&
 	    (rc = pick_key(c, tok, &key)) != 0)
 		goto out;

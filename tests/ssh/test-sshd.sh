@@ -68,6 +68,9 @@ USERS_MADE=
 
 cleanup() {
 	stop_sshd
+	if command -v piv_cleanup >/dev/null 2>&1; then
+		piv_cleanup
+	fi
 	for u in $USERS_MADE; do
 		userdel -r "$u" >/dev/null 2>&1 || userdel "$u" >/dev/null 2>&1
 	done
@@ -319,6 +322,37 @@ expect "remote: OpenSSH client with askpass running personalsign-respond" "LOGGE
 kbdint "nosuchuser$$" --respond "$(respond_with alice)"
 expect "remote: unknown user refused" '^AUTH FAILED'
 expect_not "remote: ... without a challenge" 'RESPOND rc='
+
+# A PIV card on the client: the virtual card of tests/piv behind a private
+# pcscd, answered through personalsign-respond --backend piv.
+PIV_SRCDIR="$HERE/../piv"
+if [ -f "$PIV_SRCDIR/lib.sh" ] && command -v pcscd >/dev/null 2>&1 &&
+	[ -r /usr/lib/pcsc/drivers/serial/libifdvpcd.so ]; then
+	PIV_TMP="$W/piv"
+	mkdir -p "$PIV_TMP"
+	chmod 755 "$PIV_TMP"
+	# shellcheck source=../piv/lib.sh
+	. "$PIV_SRCDIR/lib.sh"
+	if piv_make_certs "$PIV_TMP/pki" "$U2" && base=$(piv_free_ports 1) &&
+		piv_start_pcscd "$base" &&
+		piv_start_card "$base" --slot "9a:$PIV_TMP/pki/p256.crt:$PIV_TMP/pki/p256.key" &&
+		piv_wait_card 10000 >/dev/null; then
+		"$ENROLL" --registry "$REG" -q enroll "$U2" "$PIV_TMP/pki/p256.crt" >/dev/null
+		printf '123456\n' > "$W/client/pin"
+		chmod 600 "$W/client/pin"
+		kbdint "$U2" --respond "$RESPOND -q --backend piv --pcsc-socket $PCSCLITE_CSOCK_NAME --pin-file $W/client/pin" --cmd id
+		expect "remote: a PIV card on the client (personalsign-respond --backend piv)" "CMD OUTPUT: uid=[0-9]*($U2)"
+		printf '654321\n' > "$W/client/pin"
+		kbdint "$U2" --respond "$RESPOND -q --backend piv --pcsc-socket $PCSCLITE_CSOCK_NAME --pin-file $W/client/pin"
+		expect "remote: a wrong card PIN signs nothing" 'RESPOND-STDERR .*wrong PIN'
+		expect "remote: ... and the login fails" '^AUTH FAILED'
+	else
+		OUT="could not start pcscd and the virtual card"
+		not_ok "remote: PIV card setup"
+	fi
+else
+	echo "# skipping the PIV card case: pcscd or vpcd not installed"
+fi
 
 # ------------------------------------------------------------ auto / local
 
