@@ -74,7 +74,10 @@ piv_skip_unless_ready() {
 # piv_init [PREFIX]: make PIV_TMP (mode 755) and install the cleanup trap
 # (EXIT, INT, TERM).  A test with its own trap must call piv_cleanup from it.
 piv_init() {
-    PIV_TMP=$(mktemp -d "${TMPDIR:-/tmp}/${1:-pstest-piv}.XXXXXX")
+    # Always under /tmp, not $TMPDIR: pcscd's socket lives in here and a
+    # unix socket path must stay under 108 bytes, which a deep build tree
+    # (make distcheck, CI clones) easily exceeds.
+    PIV_TMP=$(mktemp -d "/tmp/${1:-pstest-piv}.XXXXXX")
     chmod 755 "$PIV_TMP"
     trap piv_cleanup EXIT
     trap 'exit 130' INT

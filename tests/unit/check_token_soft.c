@@ -693,10 +693,16 @@ START_TEST(test_backend_selection)
 	env_init(&e, NULL);
 	path = install(&e, "carol.pfx", "ks.pfx", 0600);
 	tu_log_reset();
+#ifdef PS_HAVE_PIV
+	/* no pcscd behind this socket: no card, and AUTO falls back */
+	setenv("PCSCLITE_CSOCK_NAME", "/nonexistent/pcscd.comm", 1);
+#endif
 	ck_assert_int_eq(ps_token_open(PS_BACKEND_PIV, &e.p, &tok),
 	    PS_ERR_NO_TOKEN);
 	ck_assert_ptr_null(tok);
+#ifndef PS_HAVE_PIV
 	ck_assert(tu_log_contains("PIV backend not available"));
+#endif
 	ck_assert_int_eq(ps_token_open(PS_BACKEND_AUTO, &e.p, &tok), PS_OK);
 	ck_assert_ptr_eq(tok->ops, &ps_token_soft_ops);
 	ps_token_close(tok);
