@@ -45,7 +45,7 @@ MODULE="$abs_top_builddir/.libs/pam_personalsign.so"
 RESPOND="$abs_top_builddir/personalsign-respond"
 ENROLL="$abs_top_builddir/personalsign-enroll"
 HERE=$(cd "$(dirname "$0")" && pwd)
-CLIENT="/usr/bin/python3 $HERE/kbdint_client.py"
+CLIENT="$HERE/kbdint_client.py"
 for f in "$MODULE" "$RESPOND" "$ENROLL"; do
 	[ -e "$f" ] || { echo "missing $f (build first)"; exit 99; }
 done
@@ -140,10 +140,12 @@ setup_world() {
 	chmod 700 "$W/home/$U1/.personalsign"
 	chmod 600 "$W/home/$U1/.personalsign/keystore.pfx"
 
+	# shellcheck disable=SC2015 # exit on either failing
 	"$ENROLL" --registry "$REG" -q enroll "$U1" "$PS_FIXTURES/alice.crt" >/dev/null &&
 	"$ENROLL" --registry "$REG" -q enroll "$U2" "$PS_FIXTURES/bob.crt" >/dev/null ||
 		{ echo "enroll failed"; exit 99; }
 
+	# shellcheck disable=SC2015 # exit on any failing
 	ssh_key_from_pfx "$W/client/alice.pfx" "$W/client/alice_ssh" &&
 	ssh_key_from_pfx "$W/client/ivan.pfx" "$W/client/ivan_ssh" &&
 	ssh-keygen -q -t ed25519 -N '' -f "$W/client/ed25519_ssh" ||
@@ -208,7 +210,7 @@ start_sshd() {
 	stack=$1
 	shift
 	stop_sshd
-	for attempt in 1 2 3; do
+	for _ in 1 2 3; do
 		PORT=$(free_port)
 		SSHD_LOG="$W/sshd-$stack-$PORT.log"
 		LD_PRELOAD="$PAM_WRAPPER_LIB" PAM_WRAPPER=1 \
@@ -242,7 +244,7 @@ stop_sshd() {
 kbdint() {
 	user=$1
 	shift
-	OUT=$(timeout 60 $CLIENT --port "$PORT" --user "$user" "$@" 2>&1) || true
+	OUT=$(timeout 60 /usr/bin/python3 "$CLIENT" --port "$PORT" --user "$user" "$@" 2>&1) || true
 }
 
 respond_with() { # KEYSTORE-NAME
@@ -254,6 +256,7 @@ ssh_run() {
 	key=$1
 	user=$2
 	shift 2
+	# shellcheck disable=SC2016 # $(id -un) runs on the server
 	OUT=$(SSH_ASKPASS="$W/askpass" SSH_ASKPASS_REQUIRE=force DISPLAY=: \
 		timeout 60 ssh -F /dev/null -o StrictHostKeyChecking=no \
 		-o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes \
@@ -331,7 +334,7 @@ if [ -f "$PIV_SRCDIR/lib.sh" ] && command -v pcscd >/dev/null 2>&1 &&
 	PIV_TMP="$W/piv"
 	mkdir -p "$PIV_TMP"
 	chmod 755 "$PIV_TMP"
-	# shellcheck source=../piv/lib.sh
+	# shellcheck source=tests/piv/lib.sh
 	. "$PIV_SRCDIR/lib.sh"
 	if piv_make_certs "$PIV_TMP/pki" "$U2" && base=$(piv_free_ports 1) &&
 		piv_start_pcscd "$base" &&
