@@ -31,6 +31,7 @@
 #include "policy.h"
 #include "ps_status.h"
 #include "registry.h"
+#include "remote.h"
 #include "util.h"
 
 #ifndef PACKAGE_VERSION
@@ -753,6 +754,28 @@ cmd_remove(struct ctx *c, char **args)
 	return rc;
 }
 
+/* ------------------------------------------------------------ authorized-keys */
+
+/* sshd's AuthorizedKeysCommand: no usable key prints nothing, exit 0. */
+static int
+cmd_authorized_keys(struct ctx *c, char **args)
+{
+	char err[256];
+	int r, rc;
+
+	if ((rc = check_user(args[0])) != 0)
+		return rc;
+	if (ps_config_set(&c->cfg, "registry", c->registry, err,
+	    sizeof(err)) != PS_OK)
+		return fail(PS_OK, "%s", err);
+	r = ps_authorized_keys(&c->cfg, &lib_log, args[0], time(NULL), stdout);
+	if (r != PS_OK && r != PS_ERR_NOT_FOUND && r != PS_ERR_EXPIRED &&
+	    r != PS_ERR_POLICY)
+		return fail(r, "cannot list the SSH keys of %s", args[0]);
+	held_flush_as_warnings();
+	return EXIT_SUCCESS;
+}
+
 /* ------------------------------------------------------------ main */
 
 struct command {
@@ -768,6 +791,8 @@ static const struct command commands[] = {
 	{ "list", 0, 1, "list [USER]", cmd_list },
 	{ "show", 1, 1, "show USER", cmd_show },
 	{ "remove", 2, 2, "remove USER FINGERPRINT", cmd_remove },
+	{ "authorized-keys", 1, 1, "authorized-keys USER",
+	    cmd_authorized_keys },
 };
 
 static void
@@ -785,7 +810,10 @@ print_help(void)
 	    "                            e-mail, expiry date\n"
 	    "  show USER                 show every registered key of USER "
 	    "in detail\n"
-	    "  remove USER FINGERPRINT   delete a registration outright\n\n"
+	    "  remove USER FINGERPRINT   delete a registration outright\n"
+	    "  authorized-keys USER      USER's valid keys as OpenSSH "
+	    "authorized_keys lines\n"
+	    "                            (for sshd's AuthorizedKeysCommand)\n\n"
 	    "options:\n"
 	    "  --registry DIR        registry directory (default: from the "
 	    "configuration,\n"
