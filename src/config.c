@@ -252,29 +252,20 @@ trim(char *s)
 }
 
 int
-ps_config_load_file(struct ps_config *cfg, const char *path,
-    const struct ps_log *log)
+ps_config_parse_text(struct ps_config *cfg, char *text, size_t len,
+    const char *source, const struct ps_log *log)
 {
-	struct ps_file_rules rules = {
-		.max_size = PS_CONFIG_FILE_MAX,
-		.check_owner = true, .owner = geteuid(), .owner_or_root = true,
-		.forbid_group_write = true, .forbid_other_write = true,
-	};
-	unsigned char *data = NULL;
 	char *line, *next, *key, *value, *eq;
 	char err[256];
-	size_t len, lineno = 0;
+	size_t lineno = 0;
 	int r;
 
-	r = ps_read_file(log, path, &rules, &data, &len);
-	if (r != PS_OK)
-		return r;
-	if (memchr(data, '\0', len) != NULL) {
-		ps_log_err(log, "%s: contains a NUL byte", path);
-		r = PS_ERR_INVALID;
-		goto out;
+	if (memchr(text, '\0', len) != NULL) {
+		ps_log_err(log, "%s: contains a NUL byte", source);
+		return PS_ERR_INVALID;
 	}
-	for (line = (char *)data; line != NULL; line = next) {
+	text[len] = '\0';
+	for (line = text; line != NULL; line = next) {
 		lineno++;
 		next = strchr(line, '\n');
 		if (next != NULL)
@@ -290,18 +281,60 @@ ps_config_load_file(struct ps_config *cfg, const char *path,
 		}
 		if (strcmp(key, "config") == 0) {
 			ps_log_err(log, "%s:%zu: \"config\" is not allowed in "
-			    "a configuration file", path, lineno);
-			r = PS_ERR_INVALID;
-			goto out;
+			    "a configuration file", source, lineno);
+			return PS_ERR_INVALID;
 		}
 		if ((r = ps_config_set(cfg, key, value, err, sizeof(err))) !=
 		    PS_OK) {
-			ps_log_err(log, "%s:%zu: %s", path, lineno, err);
-			goto out;
+			ps_log_err(log, "%s:%zu: %s", source, lineno, err);
+			return r;
 		}
 	}
-	r = PS_OK;
- out:
+	return PS_OK;
+}
+
+/* The directory holding `path` must be as trustworthy as the file. */
+static bool
+config_dir_trusted(const struct ps_log *log, const char *path)
+{
+	char *dir = strdup(path), *slash;
+	bool ok;
+
+	if (dir == NULL)
+		return false;
+	slash = strrchr(dir, '/');
+	if (slash == NULL || slash == dir)
+		slash = dir + 1;
+	*slash = '\0';
+	ok = ps_path_trusted(log, dir);
+	free(dir);
+	return ok;
+}
+
+int
+ps_config_load_file(struct ps_config *cfg, const char *path,
+    const struct ps_log *log)
+{
+	struct ps_file_rules rules = {
+		.max_size = PS_CONFIG_FILE_MAX,
+		.check_owner = true, .owner = geteuid(), .owner_or_root = true,
+		.forbid_group_write = true, .forbid_other_write = true,
+	};
+	unsigned char *data = NULL;
+	size_t len;
+	int r;
+
+	r = ps_read_file(log, path, &rules, &data, &len);
+	if (r != PS_OK)
+		return r;
+	if (!config_dir_trusted(log, path)) {
+		ps_log_err(log, "%s: not trusted: its directory may be "
+		    "changed by others", path);
+		free(data);
+		return PS_ERR_UNSAFE;
+	}
+	/* ps_read_file leaves room for a terminating NUL */
+	r = ps_config_parse_text(cfg, (char *)data, len, path, log);
 	free(data);
 	return r;
 }

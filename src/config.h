@@ -11,6 +11,7 @@
 #define PS_CONFIG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "log.h"
 
@@ -100,6 +101,13 @@ void ps_config_free(struct ps_config *cfg);
  */
 int ps_config_set(struct ps_config *cfg, const char *key, const char *value,
     char *err, size_t errlen);
+
+/*
+ * Parse configuration text: `text` has `len` bytes plus room for one more
+ * (it is modified in place). `source` names it in error messages.
+ */
+int ps_config_parse_text(struct ps_config *cfg, char *text, size_t len,
+    const char *source, const struct ps_log *log);
 
 /*
  * Read a configuration file. The file must be trusted (ps_path_trusted).

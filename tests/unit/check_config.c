@@ -124,6 +124,15 @@ START_TEST(file_and_args)
 	    PS_ERR_UNSAFE);
 	ck_assert(tu_log_contains("writable by group"));
 
+	/* ... and neither is one in a directory others may change */
+	chmod(path, 0644);
+	chmod(dir, 0777);
+	tu_log_reset();
+	ck_assert_int_eq(ps_config_from_args(&cfg, 1, argv, &tu_log),
+	    PS_ERR_UNSAFE);
+	ck_assert(tu_log_contains("its directory may be changed by others"));
+	chmod(dir, 0755);
+
 	/* an explicit config= that does not exist is an error */
 	unlink(path);
 	tu_log_reset();
@@ -148,6 +157,28 @@ START_TEST(file_and_args)
 }
 END_TEST
 
+START_TEST(parse_text)
+{
+	struct ps_config cfg;
+	char text[64];
+
+	ck_assert_int_eq(ps_config_init(&cfg), PS_OK);
+	strcpy(text, "debug\nexpiry_warn_days=5");
+	ck_assert_int_eq(ps_config_parse_text(&cfg, text, strlen(text), "t",
+	    &tu_log), PS_OK);
+	ck_assert_int_eq(cfg.expiry_warn_days, 5);
+	memcpy(text, "debug\0x", 8);
+	tu_log_reset();
+	ck_assert_int_eq(ps_config_parse_text(&cfg, text, 7, "t", &tu_log),
+	    PS_ERR_INVALID);
+	ck_assert(tu_log_contains("NUL byte"));
+	strcpy(text, "config=/etc/x");
+	ck_assert_int_eq(ps_config_parse_text(&cfg, text, strlen(text), "t",
+	    &tu_log), PS_ERR_INVALID);
+	ps_config_free(&cfg);
+}
+END_TEST
+
 START_TEST(names)
 {
 	ck_assert_str_eq(ps_backend_name(PS_BACKEND_AUTO), "auto");
@@ -166,6 +197,7 @@ main(void)
 	tcase_add_test(tc, defaults);
 	tcase_add_test(tc, set_values);
 	tcase_add_test(tc, file_and_args);
+	tcase_add_test(tc, parse_text);
 	tcase_add_test(tc, names);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
