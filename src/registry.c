@@ -4,6 +4,7 @@
  * goes through, which validate user names and fingerprints before a
  * backend ever turns them into a path or a query.
  */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/x509.h>
@@ -12,9 +13,9 @@
 #include "registry.h"
 #include "util.h"
 
-int
-ps_registry_open(const struct ps_config *cfg, const struct ps_log *log,
-    struct ps_registry **out)
+static int
+registry_open(const struct ps_config *cfg, const struct ps_log *log,
+    bool for_writing, struct ps_registry **out)
 {
 	const char *backend, *dir;
 
@@ -28,13 +29,27 @@ ps_registry_open(const struct ps_config *cfg, const struct ps_log *log,
 	backend = cfg->registry_backend != NULL ? cfg->registry_backend : "file";
 	dir = cfg->registry_dir != NULL ? cfg->registry_dir : PS_DEFAULT_REGISTRY;
 	if (strcmp(backend, "file") == 0)
-		return ps_registry_file_open(dir, log, false, out);
+		return ps_registry_file_open(dir, log, for_writing, out);
 	if (strcmp(backend, "ldap") == 0) {
 		ps_log_err(log, "registry: LDAP backend not built");
 		return PS_ERR_INVALID;
 	}
 	ps_log_err(log, "registry: unknown backend \"%s\"", backend);
 	return PS_ERR_INVALID;
+}
+
+int
+ps_registry_open(const struct ps_config *cfg, const struct ps_log *log,
+    struct ps_registry **out)
+{
+	return registry_open(cfg, log, false, out);
+}
+
+int
+ps_registry_open_for_writing(const struct ps_config *cfg,
+    const struct ps_log *log, struct ps_registry **out)
+{
+	return registry_open(cfg, log, true, out);
 }
 
 /* Every wrapper starts here: a usable handle, and a name that is safe to
@@ -180,6 +195,34 @@ ps_registry_list_users(struct ps_registry *reg, char ***users, size_t *count)
 	if (reg == NULL || reg->ops == NULL)
 		return PS_ERR_INTERNAL;
 	return reg->ops->list_users(reg, users, count);
+}
+
+int
+ps_registry_history(struct ps_registry *reg, const char *user,
+    struct ps_reg_history *out)
+{
+	int r;
+
+	if (out == NULL)
+		return PS_ERR_INTERNAL;
+	memset(out, 0, sizeof(*out));
+	if ((r = check_reg_user(reg, user)) != PS_OK)
+		return r;
+	if (reg->ops->history == NULL) {
+		ps_log_err(reg->log, "registry: the %s backend keeps no "
+		    "history", reg->ops->name);
+		return PS_ERR_INVALID;
+	}
+	return reg->ops->history(reg, user, out);
+}
+
+void
+ps_reg_history_free(struct ps_reg_history *history)
+{
+	if (history == NULL)
+		return;
+	free(history->events);
+	memset(history, 0, sizeof(*history));
 }
 
 void

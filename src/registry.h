@@ -45,6 +45,24 @@ struct ps_reg_change {
 	const char *reason;	/* free text, may be NULL */
 };
 
+#define PS_REG_REASON_MAX	512
+#define PS_REG_ACTOR_MAX	128
+
+/* One change, as the audit log recorded it. */
+struct ps_reg_event {
+	time_t when;
+	char actor[PS_REG_ACTOR_MAX];
+	char action[16];	/* enroll, supersede, retire, activate, remove */
+	char fingerprint[PS_FP_HEX_LEN + 1];
+	char reason[PS_REG_REASON_MAX + 1];	/* "" when none was given */
+};
+
+struct ps_reg_history {
+	struct ps_reg_event *events;	/* oldest first */
+	size_t count;
+	size_t unreadable;		/* lines that did not parse (torn) */
+};
+
 struct ps_registry;
 
 struct ps_registry_ops {
@@ -71,6 +89,10 @@ struct ps_registry_ops {
 	/* All user names with at least one entry (malloc'd array). */
 	int (*list_users)(struct ps_registry *reg, char ***users, size_t *count);
 	void (*close)(struct ps_registry *reg);
+	/* Every recorded change of `user`, oldest first (count 0 when
+	 * none). NULL for a backend that keeps no audit log. */
+	int (*history)(struct ps_registry *reg, const char *user,
+	    struct ps_reg_history *out);
 };
 
 struct ps_registry {
@@ -82,6 +104,9 @@ struct ps_registry {
 /* Open the backend named by cfg->registry_backend. */
 int ps_registry_open(const struct ps_config *cfg, const struct ps_log *log,
     struct ps_registry **out);
+/* The same, for changes (auto_renew at login, self-renew). */
+int ps_registry_open_for_writing(const struct ps_config *cfg,
+    const struct ps_log *log, struct ps_registry **out);
 
 /* Convenience wrappers: validate the user name, then dispatch. */
 int ps_registry_lookup_user(struct ps_registry *reg, const char *user,
@@ -97,6 +122,9 @@ int ps_registry_find_key(struct ps_registry *reg, const char *fingerprint,
     char **user);
 int ps_registry_list_users(struct ps_registry *reg, char ***users,
     size_t *count);
+int ps_registry_history(struct ps_registry *reg, const char *user,
+    struct ps_reg_history *out);
+void ps_reg_history_free(struct ps_reg_history *history);
 void ps_registry_close(struct ps_registry *reg);
 
 void ps_reg_list_free(struct ps_reg_list *list);

@@ -11,6 +11,7 @@
  *   USER/retired/<fp>.pem  retired entries, with Retired and Reason added.
  *   .by-key/<fp>           "USER\n": the key -> user index (O(1)).
  *   .audit.log             one line per change, appended after it is made.
+ *   .pending               the audit line of the change in progress.
  *   .lock                  flock(LOCK_EX) around every change.
  *
  * Decisions:
@@ -26,6 +27,15 @@
  *   the files and ignored on read. The certificate itself is the truth.
  * - The audit line is written after the change is visible and fsync'd; if
  *   that fails the change stands and the caller gets PS_ERR_IO.
+ * - Crashes: before its first write a change puts its audit line in
+ *   .pending (fsync'd). The next writer, under the lock, finds it, looks
+ *   whether the change took effect (finishing a half-done retire or
+ *   remove, rolling back a half-done enroll's index entry), appends the
+ *   line when it did (unless it is already the log's last line) and
+ *   removes .pending. A kill -9 at any point thus leaves the old or the
+ *   new state and an audit log that matches it.
+ * - A retired/<fp>.pem wins over USER/<fp>.pem: readers never use a key
+ *   whose retirement was interrupted between its two steps.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -58,6 +68,10 @@
 #define INDEX_DIR		".by-key"
 #define AUDIT_FILE		".audit.log"
 #define LOCK_FILE		".lock"
+#define PENDING_FILE		".pending"
+#define AUDIT_LINE_MAX		(REASON_MAX + PS_USER_NAME_MAX + 384)
+#define AUDIT_FILE_MAX		(256L * 1024 * 1024)
+#define ACTOR_MAX		128
 #define PEM_BEGIN_CERT		"-----BEGIN CERTIFICATE-----"
 /* Year 10000: anything later in a time header is corruption. */
 #define TIME_HEADER_MAX		253402300800LL
@@ -83,6 +97,14 @@ enum {
 	SEEN_SUPERSEDED_BY = 1 << 2,
 	SEEN_RETIRED = 1 << 3,
 	SEEN_REASON = 1 << 4,
+};
+
+/* The change in progress: its audit line and what it is about. */
+struct journal {
+	char line[AUDIT_LINE_MAX];	/* complete, with its '\n' */
+	char action[16];
+	char user[PS_USER_NAME_MAX];
+	char fp[PS_FP_HEX_LEN + 1];
 };
 
 /* A growable text buffer for building entry files. */
@@ -415,33 +437,85 @@ lock_release(int fd)
 
 /* ------------------------------------------------------------ audit log */
 
+/* The audit line of a change, stamped now, into j. */
 static int
-audit(struct ps_registry *reg, const struct ps_reg_change *why,
-    const char *action, const char *user, const char *fp)
+audit_format(const struct ps_reg_change *why, const char *action,
+    const char *user, const char *fp, struct journal *j)
 {
-	char when[32], actor[128], reason[REASON_MAX + 1], *path, *line = NULL;
-	struct stat st;
+	char when[32], actor[ACTOR_MAX], reason[REASON_MAX + 1];
 	struct tm tm;
 	time_t now = time(NULL);
-	size_t len, off = 0;
-	ssize_t n;
-	int fd = -1, r = PS_ERR_IO;
+	int n;
 
+	memset(j, 0, sizeof(*j));
 	if (gmtime_r(&now, &tm) == NULL ||
 	    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
 		snprintf(when, sizeof(when), "@%lld", (long long)now);
 	clean_text(why->actor, actor, sizeof(actor), false);
 	clean_text(why->reason, reason, sizeof(reason), true);
+	n = snprintf(j->line, sizeof(j->line), "%s actor=%s action=%s user=%s "
+	    "key=%s reason=%s\n", when, actor, action, user, fp,
+	    reason[0] != '\0' ? reason : "-");
+	if (n < 0 || (size_t)n >= sizeof(j->line))
+		return PS_ERR_INTERNAL;
+	snprintf(j->action, sizeof(j->action), "%s", action);
+	snprintf(j->user, sizeof(j->user), "%s", user);
+	snprintf(j->fp, sizeof(j->fp), "%s", fp);
+	return PS_OK;
+}
+
+static int
+write_all_fd(int fd, const char *data, size_t len)
+{
+	size_t off = 0;
+	ssize_t n;
+
+	while (off < len) {
+		n = write(fd, data + off, len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		off += (size_t)n;
+	}
+	return 0;
+}
+
+/* Is `line` already the last line of the log open on fd (size st_size)? */
+static bool
+audit_ends_with(int fd, off_t size, const char *line)
+{
+	char tail[AUDIT_LINE_MAX + 1];
+	size_t len = strlen(line);
+	ssize_t n;
+
+	if ((off_t)len > size)
+		return false;
+	if ((off_t)len < size) {
+		/* the line before must end right there */
+		n = pread(fd, tail, len + 1, size - (off_t)len - 1);
+		return n == (ssize_t)len + 1 && tail[0] == '\n' &&
+		    memcmp(tail + 1, line, len) == 0;
+	}
+	n = pread(fd, tail, len, 0);
+	return n == (ssize_t)len && memcmp(tail, line, len) == 0;
+}
+
+/*
+ * Append one line, fsync'd. A log whose last line was torn (power loss)
+ * gets a line end first, so the torn line stays alone. With `once`, a
+ * line that is already the last one is not written again.
+ */
+static int
+audit_append(struct ps_registry *reg, const char *line, bool once)
+{
+	struct stat st;
+	char *path, last = '\n';
+	int fd = -1, r = PS_ERR_IO;
+
 	if ((path = path_join(impl_of(reg)->root, AUDIT_FILE)) == NULL)
 		return PS_ERR_NOMEM;
-	line = ps_strdup_printf("%s actor=%s action=%s user=%s key=%s "
-	    "reason=%s\n", when, actor, action, user, fp,
-	    reason[0] != '\0' ? reason : "-");
-	if (line == NULL) {
-		r = PS_ERR_NOMEM;
-		goto out;
-	}
-	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW |
+	fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW |
 	    O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0640);
 	if (fd < 0) {
 		ps_log_err(reg->log, "%s: cannot open audit log: %s", path,
@@ -453,17 +527,20 @@ audit(struct ps_registry *reg, const struct ps_reg_change *why,
 		    path);
 		goto out;
 	}
-	len = strlen(line);
-	while (off < len) {
-		n = write(fd, line + off, len - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			ps_log_err(reg->log, "%s: cannot write audit log: %s",
-			    path, n < 0 ? strerror(errno) : "short write");
-			goto out;
-		}
-		off += (size_t)n;
+	if (once && audit_ends_with(fd, st.st_size, line)) {
+		r = PS_OK;
+		goto out;
+	}
+	if (st.st_size > 0 && pread(fd, &last, 1, st.st_size - 1) != 1) {
+		ps_log_err(reg->log, "%s: cannot read audit log: %s", path,
+		    strerror(errno));
+		goto out;
+	}
+	if ((last != '\n' && write_all_fd(fd, "\n", 1) != 0) ||
+	    write_all_fd(fd, line, strlen(line)) != 0) {
+		ps_log_err(reg->log, "%s: cannot write audit log: %s", path,
+		    strerror(errno));
+		goto out;
 	}
 	if (fsync(fd) != 0 || ps_fsync_dir(path, false) != PS_OK) {
 		ps_log_err(reg->log, "%s: cannot sync audit log: %s", path,
@@ -474,10 +551,6 @@ audit(struct ps_registry *reg, const struct ps_reg_change *why,
  out:
 	if (fd >= 0)
 		close(fd);
-	if (r != PS_OK)
-		ps_log_err(reg->log, "registry: %s of key %.16s for %s was "
-		    "made but is not in the audit log", action, fp, user);
-	free(line);
 	free(path);
 	return r;
 }
@@ -946,6 +1019,344 @@ index_remove(struct ps_registry *reg, const char *fp)
 	return r;
 }
 
+/* ------------------------------------------------------------ journal */
+
+static void prune_user_dir(struct ps_registry *reg, const char *user);
+
+static char *
+pending_path(struct ps_registry *reg)
+{
+	return path_join(impl_of(reg)->root, PENDING_FILE);
+}
+
+/* .pending holds the audit line before the change's first write. */
+static int
+journal_begin(struct ps_registry *reg, const struct journal *j)
+{
+	char *path;
+	int fd, r = PS_ERR_IO;
+
+	if ((path = pending_path(reg)) == NULL)
+		return PS_ERR_NOMEM;
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC |
+	    O_NOCTTY, 0600);
+	if (fd < 0) {
+		ps_log_err(reg->log, "%s: cannot create: %s", path,
+		    strerror(errno));
+		goto out;
+	}
+	if (write_all_fd(fd, j->line, strlen(j->line)) != 0 ||
+	    fsync(fd) != 0) {
+		ps_log_err(reg->log, "%s: cannot write: %s", path,
+		    strerror(errno));
+		close(fd);
+		(void)unlink(path);
+		goto out;
+	}
+	if (close(fd) != 0 || ps_fsync_dir(path, false) != PS_OK) {
+		ps_log_err(reg->log, "%s: cannot sync", path);
+		(void)unlink(path);
+		goto out;
+	}
+	r = PS_OK;
+ out:
+	free(path);
+	return r;
+}
+
+static int
+journal_clear(struct ps_registry *reg)
+{
+	char *path = pending_path(reg);
+	int r;
+
+	if (path == NULL)
+		return PS_ERR_NOMEM;
+	r = unlink_durable(reg->log, path, NULL);
+	free(path);
+	return r;
+}
+
+/* The value of " key=" up to the next blank, into out[outlen]. */
+static int
+line_field(const char *line, const char *key, char *out, size_t outlen)
+{
+	const char *p = strstr(line, key), *end;
+	size_t len;
+
+	if (p == NULL)
+		return -1;
+	p += strlen(key);
+	end = strchr(p, ' ');
+	len = end != NULL ? (size_t)(end - p) : strlen(p);
+	if (len == 0 || len >= outlen)
+		return -1;
+	memcpy(out, p, len);
+	out[len] = '\0';
+	return 0;
+}
+
+static bool
+action_known(const char *a)
+{
+	return strcmp(a, "enroll") == 0 || strcmp(a, "supersede") == 0 ||
+	    strcmp(a, "retire") == 0 || strcmp(a, "activate") == 0 ||
+	    strcmp(a, "remove") == 0;
+}
+
+/* A .pending line back into j; -1 when torn or not ours. */
+static int
+journal_parse(const char *text, size_t len, struct journal *j)
+{
+	memset(j, 0, sizeof(*j));
+	if (len < 2 || len >= sizeof(j->line) || text[len - 1] != '\n' ||
+	    memchr(text, '\n', len - 1) != NULL ||
+	    memchr(text, '\0', len) != NULL)
+		return -1;
+	memcpy(j->line, text, len);
+	j->line[len] = '\0';
+	if (line_field(j->line, " action=", j->action, sizeof(j->action)) ||
+	    line_field(j->line, " user=", j->user, sizeof(j->user)) ||
+	    line_field(j->line, " key=", j->fp, sizeof(j->fp)))
+		return -1;
+	if (!action_known(j->action) || !ps_user_name_valid(j->user) ||
+	    !ps_hex_valid(j->fp, PS_FP_HEX_LEN))
+		return -1;
+	return 0;
+}
+
+/* Temporary files of a killed writer: "<fp>.pem.tmp.XXXXXX", "<fp>.tmp.X". */
+static void
+sweep_dir(struct ps_registry *reg, const char *dir, const char *fp)
+{
+	struct dirent *de;
+	bool removed = false;
+	DIR *d;
+
+	if (dir == NULL || (d = opendir(dir)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, fp, PS_FP_HEX_LEN) != 0 ||
+		    strstr(de->d_name + PS_FP_HEX_LEN, ".tmp.") == NULL)
+			continue;
+		if (unlinkat(dirfd(d), de->d_name, 0) == 0)
+			removed = true;
+		else
+			ps_log_debug(reg->log, "%s/%s: %s", dir, de->d_name,
+			    strerror(errno));
+	}
+	closedir(d);
+	if (removed)
+		(void)ps_fsync_dir(dir, true);
+}
+
+static void
+journal_sweep(struct ps_registry *reg, const struct journal *j)
+{
+	char *udir = user_dir(reg, j->user);
+	char *rdir = ps_strdup_printf("%s/%s/%s", impl_of(reg)->root, j->user,
+	    RETIRED_DIR);
+	char *idir = path_join(impl_of(reg)->root, INDEX_DIR);
+
+	sweep_dir(reg, udir, j->fp);
+	sweep_dir(reg, rdir, j->fp);
+	sweep_dir(reg, idir, j->fp);
+	free(idir);
+	free(rdir);
+	free(udir);
+}
+
+/* An enroll that did not happen must not leave its key blocked. */
+static int
+rollback_index(struct ps_registry *reg, const struct journal *j)
+{
+	char *owner = NULL;
+	int r;
+
+	r = index_read(reg, j->fp, &owner);
+	if (r == PS_ERR_NOT_FOUND)
+		return PS_OK;
+	if (r == PS_OK && strcmp(owner, j->user) == 0)
+		r = index_remove(reg, j->fp);
+	free(owner);
+	return r;
+}
+
+/* Is the active entry there in the state this action leaves it in? */
+static int
+state_is(struct ps_registry *reg, const char *path, const char *fp,
+    enum ps_key_state want, bool *yes)
+{
+	struct entry_meta m;
+	X509 *cert = NULL;
+	int r;
+
+	*yes = false;
+	r = load_entry(reg, path, fp, false, &m, &cert);
+	X509_free(cert);
+	if (r == PS_ERR_NOT_FOUND)
+		return PS_OK;
+	if (r != PS_OK)
+		return r;
+	*yes = m.state == want;
+	return PS_OK;
+}
+
+/*
+ * Did the change take effect? The second step of a retire (unlink the
+ * active file) or a remove (index entry, empty directories) is finished
+ * here, an enroll that did not happen gives its index entry back.
+ */
+static int
+journal_applied(struct ps_registry *reg, const struct journal *j,
+    bool *applied)
+{
+	char *active = entry_path(reg, j->user, j->fp, false);
+	char *retired = entry_path(reg, j->user, j->fp, true);
+	int a, t, r = PS_OK;
+
+	*applied = false;
+	if (active == NULL || retired == NULL) {
+		r = PS_ERR_NOMEM;
+		goto out;
+	}
+	a = file_exists(reg->log, active);
+	t = file_exists(reg->log, retired);
+	if (a < 0 || t < 0) {
+		r = PS_ERR_IO;
+		goto out;
+	}
+	if (strcmp(j->action, "enroll") == 0) {
+		*applied = a > 0;
+		if (!*applied && t == 0)
+			r = rollback_index(reg, j);
+	} else if (strcmp(j->action, "retire") == 0) {
+		*applied = t > 0;
+		if (*applied && a > 0)
+			r = unlink_durable(reg->log, active, NULL);
+	} else if (strcmp(j->action, "remove") == 0) {
+		*applied = a == 0 && t == 0;
+		if (*applied && (r = index_remove(reg, j->fp)) == PS_OK)
+			prune_user_dir(reg, j->user);
+	} else {
+		r = state_is(reg, active, j->fp,
+		    strcmp(j->action, "supersede") == 0 ? PS_KEY_SUPERSEDED :
+		    PS_KEY_ACTIVE, applied);
+	}
+ out:
+	free(retired);
+	free(active);
+	return r;
+}
+
+/* Log what was done (if anything) and forget .pending. Until the audit
+ * line is in, .pending stays, so the next writer tries again. */
+static int
+journal_settle(struct ps_registry *reg, const struct journal *j,
+    bool applied, bool recovered)
+{
+	int r;
+
+	if (applied && (r = audit_append(reg, j->line, recovered)) != PS_OK)
+		return r;
+	if (recovered)
+		ps_log_notice(reg->log, "registry: an interrupted %s of key "
+		    "%.16s for %s was %s", j->action, j->fp, j->user,
+		    applied ? "completed and audited" : "not made: nothing "
+		    "changed");
+	return journal_clear(reg);
+}
+
+/* Settle what a killed writer left; runs under the lock. */
+static int
+journal_recover(struct ps_registry *reg)
+{
+	struct ps_file_rules rules;
+	struct journal j;
+	unsigned char *data = NULL;
+	char *path;
+	size_t len = 0;
+	bool applied = false;
+	int r;
+
+	if ((path = pending_path(reg)) == NULL)
+		return PS_ERR_NOMEM;
+	memset(&rules, 0, sizeof(rules));
+	rules.max_size = AUDIT_LINE_MAX;
+	rules.check_owner = true;
+	rules.owner = geteuid();
+	rules.owner_or_root = true;
+	rules.forbid_group_write = true;
+	rules.forbid_other_write = true;
+	r = ps_read_file(reg->log, path, &rules, &data, &len);
+	if (r == PS_ERR_NOT_FOUND) {
+		r = PS_OK;
+		goto out;
+	}
+	if (r != PS_OK)
+		goto out;
+	if (journal_parse((const char *)data, len, &j) != 0) {
+		/* torn while being written: the change never started */
+		ps_log_warn(reg->log, "registry: discarding an incomplete %s",
+		    path);
+		r = journal_clear(reg);
+		goto out;
+	}
+	journal_sweep(reg, &j);
+	if ((r = journal_applied(reg, &j, &applied)) != PS_OK)
+		goto out;
+	r = journal_settle(reg, &j, applied, true);
+ out:
+	free(data);
+	free(path);
+	return r;
+}
+
+/* Every writer: take the lock, then settle any interrupted change. */
+static int
+lock_and_recover(struct ps_registry *reg, int *fdp)
+{
+	int r;
+
+	if ((r = lock_take(reg, fdp)) != PS_OK)
+		return r;
+	if ((r = journal_recover(reg)) != PS_OK) {
+		ps_log_err(reg->log, "registry: cannot settle an interrupted "
+		    "change: %s", ps_status_str(r));
+		lock_release(*fdp);
+		*fdp = -1;
+	}
+	return r;
+}
+
+static int
+change_begin(struct ps_registry *reg, const struct ps_reg_change *why,
+    const char *action, const char *user, const char *fp, struct journal *j)
+{
+	int r;
+
+	if ((r = audit_format(why, action, user, fp, j)) != PS_OK)
+		return r;
+	return journal_begin(reg, j);
+}
+
+/* After the change (status r): audit it when it took effect. */
+static int
+change_end(struct ps_registry *reg, const struct journal *j, int r)
+{
+	bool applied = true;
+	int r2;
+
+	if (r != PS_OK && journal_applied(reg, j, &applied) != PS_OK)
+		return r;	/* .pending stays for the next writer */
+	r2 = journal_settle(reg, j, applied, false);
+	if (r2 != PS_OK && applied)
+		ps_log_err(reg->log, "registry: %s of key %.16s for %s was "
+		    "made but is not in the audit log yet", j->action, j->fp,
+		    j->user);
+	return r != PS_OK ? r : r2;
+}
+
 /* ------------------------------------------------------------ lookup */
 
 static int
@@ -1011,6 +1422,30 @@ index_agrees(struct ps_registry *reg, const char *user, const char *fp,
 	return r;
 }
 
+/*
+ * PS_ERR_EXISTS when retired/<fp>.pem exists too: a retirement that was
+ * interrupted between its two steps. The key is retired already.
+ */
+static int
+retired_too(struct ps_registry *reg, const char *user, const char *fp)
+{
+	char *rpath = entry_path(reg, user, fp, true);
+	int t;
+
+	if (rpath == NULL)
+		return PS_ERR_NOMEM;
+	t = file_exists(reg->log, rpath);
+	free(rpath);
+	if (t < 0)
+		return PS_ERR_IO;
+	if (t > 0) {
+		ps_log_info(reg->log, "registry: key %.16s of user %s is "
+		    "retired (its retirement is being completed)", fp, user);
+		return PS_ERR_EXISTS;
+	}
+	return PS_OK;
+}
+
 /* Load one candidate file of a user's directory into the list. A bad
  * entry is logged and skipped: only PS_ERR_NOMEM stops the lookup. */
 static int
@@ -1028,7 +1463,9 @@ lookup_one(struct ps_registry *reg, const char *user, const char *udir,
 	}
 	if ((path = path_join(udir, name)) == NULL)
 		return PS_ERR_NOMEM;
-	r = load_entry(reg, path, fp, false, &m, &cert);
+	r = retired_too(reg, user, fp);
+	if (r == PS_OK)
+		r = load_entry(reg, path, fp, false, &m, &cert);
 	if (r == PS_OK)
 		r = index_agrees(reg, user, fp, path);
 	if (r == PS_OK) {
@@ -1162,11 +1599,35 @@ check_not_registered(struct ps_registry *reg, const char *user,
 	return r;
 }
 
+/* The writes of an enroll: index entry first, then the entry file. */
+static int
+add_apply(struct ps_registry *reg, const char *user, X509 *cert,
+    const char *fp, const char *udir, const char *path)
+{
+	struct entry_meta m;
+	int r;
+
+	if ((r = ensure_dir(reg->log, udir)) != PS_OK)
+		return r;
+	memset(&m, 0, sizeof(m));
+	m.state = PS_KEY_ACTIVE;
+	m.enrolled = (long long)time(NULL);
+	if ((r = index_write(reg, fp, user)) != PS_OK)
+		return r;
+	if ((r = write_entry(reg, path, &m, cert)) != PS_OK) {
+		/* do not leave the key blocked for a failed add */
+		if (index_remove(reg, fp) != PS_OK)
+			ps_log_err(reg->log, "registry: index entry for key "
+			    "%.16s left behind", fp);
+	}
+	return r;
+}
+
 static int
 add_locked(struct ps_registry *reg, const char *user, X509 *cert,
     const char *fp, const struct ps_reg_change *why)
 {
-	struct entry_meta m;
+	struct journal j;
 	char *udir = NULL, *path = NULL;
 	int r;
 
@@ -1178,21 +1639,10 @@ add_locked(struct ps_registry *reg, const char *user, X509 *cert,
 		r = PS_ERR_NOMEM;
 		goto out;
 	}
-	if ((r = ensure_dir(reg->log, udir)) != PS_OK)
+	if ((r = change_begin(reg, why, "enroll", user, fp, &j)) != PS_OK)
 		goto out;
-	memset(&m, 0, sizeof(m));
-	m.state = PS_KEY_ACTIVE;
-	m.enrolled = (long long)time(NULL);
-	if ((r = index_write(reg, fp, user)) != PS_OK)
-		goto out;
-	if ((r = write_entry(reg, path, &m, cert)) != PS_OK) {
-		/* do not leave the key blocked for a failed add */
-		if (index_remove(reg, fp) != PS_OK)
-			ps_log_err(reg->log, "registry: index entry for key "
-			    "%.16s left behind", fp);
-		goto out;
-	}
-	r = audit(reg, why, "enroll", user, fp);
+	r = add_apply(reg, user, cert, fp, udir, path);
+	r = change_end(reg, &j, r);
  out:
 	free(path);
 	free(udir);
@@ -1215,7 +1665,7 @@ file_add(struct ps_registry *reg, const char *user, X509 *cert,
 	}
 	if ((r = root_check(reg)) != PS_OK)
 		return r;
-	if ((r = lock_take(reg, &lock)) != PS_OK)
+	if ((r = lock_and_recover(reg, &lock)) != PS_OK)
 		return r;
 	r = add_locked(reg, user, cert, fp, why);
 	lock_release(lock);
@@ -1290,11 +1740,28 @@ log_no_entry(struct ps_registry *reg, const char *user, const char *fp)
 	free(rpath);
 }
 
+/* The one write of a state change (retire: two, retired file first). */
+static int
+set_state_apply(struct ps_registry *reg, const char *user, const char *fp,
+    const char *path, struct entry_meta *m, X509 *cert,
+    enum ps_key_state state, const char *sb, const struct ps_reg_change *why)
+{
+	if (state == PS_KEY_RETIRED)
+		return retire_entry(reg, user, fp, path, m, cert, why);
+	m->state = state;
+	if (state == PS_KEY_SUPERSEDED)
+		memcpy(m->superseded_by, sb, PS_FP_HEX_LEN + 1);
+	else
+		m->superseded_by[0] = '\0';
+	return write_entry(reg, path, m, cert);
+}
+
 static int
 set_state_locked(struct ps_registry *reg, const char *user, const char *fp,
     enum ps_key_state state, const char *sb, const struct ps_reg_change *why)
 {
 	struct entry_meta m;
+	struct journal j;
 	const char *action;
 	char *path;
 	X509 *cert = NULL;
@@ -1310,15 +1777,11 @@ set_state_locked(struct ps_registry *reg, const char *user, const char *fp,
 	switch (state) {
 	case PS_KEY_RETIRED:
 		action = "retire";
-		r = retire_entry(reg, user, fp, path, &m, cert, why);
 		break;
 	case PS_KEY_SUPERSEDED:
 		action = "supersede";
 		if ((r = check_successor(reg, user, sb)) != PS_OK)
 			goto out;
-		m.state = PS_KEY_SUPERSEDED;
-		memcpy(m.superseded_by, sb, PS_FP_HEX_LEN + 1);
-		r = write_entry(reg, path, &m, cert);
 		break;
 	case PS_KEY_ACTIVE:
 		action = "activate";
@@ -1328,9 +1791,6 @@ set_state_locked(struct ps_registry *reg, const char *user, const char *fp,
 			r = PS_OK;
 			goto out;
 		}
-		m.state = PS_KEY_ACTIVE;
-		m.superseded_by[0] = '\0';
-		r = write_entry(reg, path, &m, cert);
 		break;
 	default:
 		ps_log_err(reg->log, "registry: unknown key state %d",
@@ -1338,8 +1798,10 @@ set_state_locked(struct ps_registry *reg, const char *user, const char *fp,
 		r = PS_ERR_INVALID;
 		goto out;
 	}
-	if (r == PS_OK)
-		r = audit(reg, why, action, user, fp);
+	if ((r = change_begin(reg, why, action, user, fp, &j)) != PS_OK)
+		goto out;
+	r = set_state_apply(reg, user, fp, path, &m, cert, state, sb, why);
+	r = change_end(reg, &j, r);
  out:
 	X509_free(cert);
 	free(path);
@@ -1364,7 +1826,7 @@ file_set_state(struct ps_registry *reg, const char *user,
 	}
 	if ((r = root_check(reg)) != PS_OK)
 		return r;
-	if ((r = lock_take(reg, &lock)) != PS_OK)
+	if ((r = lock_and_recover(reg, &lock)) != PS_OK)
 		return r;
 	r = set_state_locked(reg, user, fingerprint, state, superseded_by, why);
 	lock_release(lock);
@@ -1397,8 +1859,8 @@ remove_locked(struct ps_registry *reg, const char *user, const char *fp,
     const struct ps_reg_change *why)
 {
 	char *owner = NULL, *active = NULL, *retired = NULL;
-	bool had_active = false, had_retired = false;
-	int r;
+	struct journal j;
+	int a, t, r;
 
 	r = index_read(reg, fp, &owner);
 	if (r != PS_OK && r != PS_ERR_NOT_FOUND)
@@ -1415,19 +1877,25 @@ remove_locked(struct ps_registry *reg, const char *user, const char *fp,
 		r = PS_ERR_NOMEM;
 		goto out;
 	}
-	if ((r = unlink_durable(reg->log, active, &had_active)) != PS_OK ||
-	    (r = unlink_durable(reg->log, retired, &had_retired)) != PS_OK)
+	a = file_exists(reg->log, active);
+	t = file_exists(reg->log, retired);
+	if (a < 0 || t < 0) {
+		r = PS_ERR_IO;
 		goto out;
-	if (!had_active && !had_retired && owner == NULL) {
+	}
+	if (a == 0 && t == 0 && owner == NULL) {
 		ps_log_err(reg->log, "registry: user %s has no key %.16s",
 		    user, fp);
 		r = PS_ERR_NOT_FOUND;
 		goto out;
 	}
-	if ((r = index_remove(reg, fp)) != PS_OK)
+	if ((r = change_begin(reg, why, "remove", user, fp, &j)) != PS_OK)
 		goto out;
-	prune_user_dir(reg, user);
-	r = audit(reg, why, "remove", user, fp);
+	if ((r = unlink_durable(reg->log, active, NULL)) == PS_OK &&
+	    (r = unlink_durable(reg->log, retired, NULL)) == PS_OK &&
+	    (r = index_remove(reg, fp)) == PS_OK)
+		prune_user_dir(reg, user);
+	r = change_end(reg, &j, r);
  out:
 	free(retired);
 	free(active);
@@ -1446,7 +1914,7 @@ file_remove(struct ps_registry *reg, const char *user,
 		return PS_ERR_INVALID;
 	if ((r = root_check(reg)) != PS_OK)
 		return r;
-	if ((r = lock_take(reg, &lock)) != PS_OK)
+	if ((r = lock_and_recover(reg, &lock)) != PS_OK)
 		return r;
 	r = remove_locked(reg, user, fingerprint, why);
 	lock_release(lock);
@@ -1480,6 +1948,10 @@ file_find_key(struct ps_registry *reg, const char *fingerprint, char **user)
 		ps_log_info(reg->log, "registry: key %.16s of user %s is not "
 		    "usable (retired or removed)", fingerprint, owner);
 		r = e < 0 ? PS_ERR_IO : PS_ERR_NOT_FOUND;
+		goto out;
+	}
+	if ((r = retired_too(reg, owner, fingerprint)) != PS_OK) {
+		r = r == PS_ERR_EXISTS ? PS_ERR_NOT_FOUND : r;
 		goto out;
 	}
 	*user = owner;
@@ -1605,6 +2077,131 @@ file_list_users(struct ps_registry *reg, char ***users, size_t *count)
 	return r;
 }
 
+/* ------------------------------------------------------------ history */
+
+static int
+parse_when(const char *s, time_t *out)
+{
+	struct tm tm;
+	const char *end;
+	long long t;
+
+	if (s[0] == '@')
+		return parse_time(s + 1, &t) == 0 ? (*out = (time_t)t, 0) : -1;
+	memset(&tm, 0, sizeof(tm));
+	end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (end == NULL || *end != '\0')
+		return -1;
+	*out = timegm(&tm);
+	return *out == (time_t)-1 ? -1 : 0;
+}
+
+/* One audit line (NUL-terminated, no line end) into ev; -1 if torn. */
+static int
+parse_audit_line(const char *line, struct ps_reg_event *ev, char *user,
+    size_t userlen)
+{
+	const char *reason;
+	char when[40];
+	size_t n;
+
+	memset(ev, 0, sizeof(*ev));
+	n = strcspn(line, " ");
+	if (n == 0 || n >= sizeof(when))
+		return -1;
+	memcpy(when, line, n);
+	when[n] = '\0';
+	if (parse_when(when, &ev->when) != 0 ||
+	    line_field(line, " actor=", ev->actor, sizeof(ev->actor)) ||
+	    line_field(line, " action=", ev->action, sizeof(ev->action)) ||
+	    line_field(line, " user=", user, userlen) ||
+	    line_field(line, " key=", ev->fingerprint,
+	    sizeof(ev->fingerprint)) ||
+	    (reason = strstr(line, " reason=")) == NULL)
+		return -1;
+	if (!action_known(ev->action) ||
+	    !ps_hex_valid(ev->fingerprint, PS_FP_HEX_LEN))
+		return -1;
+	reason += strlen(" reason=");
+	if (strcmp(reason, "-") != 0)
+		snprintf(ev->reason, sizeof(ev->reason), "%s", reason);
+	return 0;
+}
+
+static int
+history_append(struct ps_reg_history *h, const struct ps_reg_event *ev)
+{
+	struct ps_reg_event *ne;
+
+	ne = reallocarray(h->events, h->count + 1, sizeof(*ne));
+	if (ne == NULL)
+		return PS_ERR_NOMEM;
+	ne[h->count++] = *ev;
+	h->events = ne;
+	return PS_OK;
+}
+
+static int
+file_history(struct ps_registry *reg, const char *user,
+    struct ps_reg_history *out)
+{
+	struct ps_file_rules rules;
+	struct ps_reg_history h = { NULL, 0, 0 };
+	struct ps_reg_event ev;
+	unsigned char *data = NULL;
+	char *path = NULL, *line, *next, who[PS_USER_NAME_MAX];
+	size_t len = 0;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	if (!user_valid(reg->log, user))
+		return PS_ERR_INVALID;
+	if ((r = root_check(reg)) != PS_OK)
+		return r;
+	if ((path = path_join(impl_of(reg)->root, AUDIT_FILE)) == NULL)
+		return PS_ERR_NOMEM;
+	memset(&rules, 0, sizeof(rules));
+	rules.max_size = AUDIT_FILE_MAX;
+	rules.check_owner = true;
+	rules.owner = geteuid();
+	rules.owner_or_root = true;
+	rules.forbid_group_write = true;
+	rules.forbid_other_write = true;
+	r = ps_read_file(reg->log, path, &rules, &data, &len);
+	if (r == PS_ERR_NOT_FOUND) {
+		r = PS_OK;
+		goto out;
+	}
+	if (r != PS_OK)
+		goto out;
+	for (line = (char *)data; line < (char *)data + len; line = next) {
+		if ((next = memchr(line, '\n', len - (size_t)(line -
+		    (char *)data))) == NULL) {
+			h.unreadable++;		/* torn last line */
+			break;
+		}
+		*next++ = '\0';
+		if (parse_audit_line(line, &ev, who, sizeof(who)) != 0) {
+			h.unreadable += line[0] != '\0';
+			continue;
+		}
+		if (strcmp(who, user) == 0 &&
+		    (r = history_append(&h, &ev)) != PS_OK)
+			goto out;
+	}
+	if (h.unreadable > 0)
+		ps_log_warn(reg->log, "%s: %zu line(s) could not be read", path,
+		    h.unreadable);
+	*out = h;
+	h.events = NULL;
+	r = PS_OK;
+ out:
+	free(h.events);
+	free(data);
+	free(path);
+	return r;
+}
+
 /* ------------------------------------------------------------ open/close */
 
 static void
@@ -1700,4 +2297,5 @@ static const struct ps_registry_ops file_ops = {
 	.find_key = file_find_key,
 	.list_users = file_list_users,
 	.close = file_close,
+	.history = file_history,
 };

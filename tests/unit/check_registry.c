@@ -2,13 +2,17 @@
  * check_registry.c - unit tests of the registry interface and its file
  * backend: round trips, user-name and fingerprint validation, trust of
  * the directories, tampered and malformed entries, duplicate keys,
- * concurrent writers and atomicity (no temporary files left behind).
+ * concurrent writers and atomicity (no temporary files left behind), the
+ * history read back from the audit log, and crashes: interrupted changes
+ * settled by the next writer, and writers killed with SIGKILL at random.
  */
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1502,6 +1506,369 @@ START_TEST(test_find_key)
 }
 END_TEST
 
+/* ------------------------------------------------------------ history */
+
+static const struct ps_reg_change why_admin = { "admin one", "ticket 7" };
+
+START_TEST(test_history)
+{
+	struct ps_registry *reg = open_rw();
+	struct ps_reg_history h;
+	char fa[PS_FP_HEX_LEN + 1], fb[PS_FP_HEX_LEN + 1], *audit;
+	time_t t0 = time(NULL);
+	X509 *x;
+	FILE *f;
+
+	fp_of("alice.crt", fa);
+	fp_of("alice2.crt", fb);
+	ck_assert_int_eq(add_cert(reg, "alice", "alice.crt"), PS_OK);
+	ck_assert_int_eq(add_cert(reg, "bob", "bob.crt"), PS_OK);
+	x = tu_load_cert("alice2.crt");
+	ck_assert_int_eq(ps_registry_add(reg, "alice", x, &why_admin), PS_OK);
+	X509_free(x);
+	ck_assert_int_eq(ps_registry_set_state(reg, "alice", fa,
+	    PS_KEY_SUPERSEDED, fb, &why_admin), PS_OK);
+	ck_assert_int_eq(ps_registry_set_state(reg, "alice", fa,
+	    PS_KEY_RETIRED, NULL, &why_test), PS_OK);
+	/* a torn line at the end (power loss while appending) */
+	audit = audit_path();
+	f = fopen(audit, "a");
+	ck_assert_ptr_nonnull(f);
+	fputs("2026-01-01T00:00:00Z actor=x action=enr", f);
+	fclose(f);
+	tu_log_reset();
+	ck_assert_int_eq(ps_registry_history(reg, "alice", &h), PS_OK);
+	ck_assert_uint_eq(h.count, 4);
+	ck_assert_uint_eq(h.unreadable, 1);
+	ck_assert_str_eq(h.events[0].action, "enroll");
+	ck_assert_str_eq(h.events[0].fingerprint, fa);
+	ck_assert_str_eq(h.events[0].actor, "tester");
+	ck_assert_str_eq(h.events[0].reason, "unit test");
+	ck_assert_str_eq(h.events[1].action, "enroll");
+	ck_assert_str_eq(h.events[1].fingerprint, fb);
+	ck_assert_str_eq(h.events[1].actor, "admin_one");
+	ck_assert_str_eq(h.events[1].reason, "ticket 7");
+	ck_assert_str_eq(h.events[2].action, "supersede");
+	ck_assert_str_eq(h.events[3].action, "retire");
+	ck_assert(h.events[0].when >= t0 - 1 && h.events[3].when <= time(NULL));
+	ps_reg_history_free(&h);
+
+	/* the next change starts on a line of its own */
+	ck_assert_int_eq(add_cert(reg, "carol", "carol.crt"), PS_OK);
+	ck_assert_int_eq(ps_registry_history(reg, "carol", &h), PS_OK);
+	ck_assert_uint_eq(h.count, 1);
+	ck_assert_uint_eq(h.unreadable, 1);
+	ps_reg_history_free(&h);
+	ck_assert_int_eq(ps_registry_history(reg, "nobody", &h), PS_OK);
+	ck_assert_uint_eq(h.count, 0);
+	ps_reg_history_free(&h);
+	ck_assert_int_eq(ps_registry_history(reg, "../x", &h), PS_ERR_INVALID);
+	free(audit);
+	ps_registry_close(reg);
+}
+END_TEST
+
+/* ------------------------------------------------------------ crashes */
+
+static char *
+pending_path(void)
+{
+	return rpath(".pending", NULL);
+}
+
+/* The audit log's last line, and the log without it. */
+static char *
+pop_audit_line(void)
+{
+	char *audit = audit_path(), *s = slurp(audit), *last, *line;
+	size_t len;
+
+	ck_assert_ptr_nonnull(s);
+	len = strlen(s);
+	ck_assert(len > 0 && s[len - 1] == '\n');
+	s[len - 1] = '\0';
+	last = strrchr(s, '\n');
+	line = ps_strdup_printf("%s\n", last != NULL ? last + 1 : s);
+	if (last != NULL)
+		last[1] = '\0';
+	else
+		s[0] = '\0';
+	tu_write_file(audit, s, strlen(s), 0640);
+	free(s);
+	free(audit);
+	return line;
+}
+
+static void
+put_pending(const char *line)
+{
+	char *p = pending_path();
+
+	tu_write_file(p, line, strlen(line), 0600);
+	free(p);
+}
+
+/* Killed after the change, before the audit line: the next writer
+ * appends it. Killed after the audit line: not written twice. */
+START_TEST(test_pending_applied)
+{
+	struct ps_registry *reg = open_rw();
+	char *line, *pending = pending_path(), *audit = audit_path(), *s;
+
+	ck_assert_int_eq(add_cert(reg, "alice", "alice.crt"), PS_OK);
+	line = pop_audit_line();
+	put_pending(line);
+	ck_assert_int_eq(audit_lines(), 0);
+	tu_log_reset();
+	ck_assert_int_eq(add_cert(reg, "bob", "bob.crt"), PS_OK);
+	ck_assert(tu_log_contains("interrupted enroll"));
+	ck_assert(tu_log_contains("completed and audited"));
+	ck_assert_int_eq(audit_lines(), 2);
+	s = slurp(audit);
+	ck_assert(strncmp(s, line, strlen(line)) == 0);
+	free(s);
+	ck_assert(!exists(pending));
+
+	/* .pending equal to the last audit line: left by a kill between
+	 * the append and the unlink */
+	free(line);
+	ck_assert_int_eq(add_cert(reg, "carol", "carol.crt"), PS_OK);
+	ck_assert_int_eq(audit_lines(), 3);
+	line = pop_audit_line();	/* carol's line ... */
+	{
+		char *a = slurp(audit), *all;
+
+		all = ps_strdup_printf("%s%s", a, line);	/* ... back */
+		tu_write_file(audit, all, strlen(all), 0640);
+		free(all);
+		free(a);
+	}
+	put_pending(line);
+	ck_assert_int_eq(add_cert(reg, "dora", "ivan.crt"), PS_OK);
+	ck_assert_int_eq(audit_lines(), 4);
+	ck_assert(!exists(pending));
+	free(line);
+	free(pending);
+	free(audit);
+	ps_registry_close(reg);
+}
+END_TEST
+
+/* Killed between the index entry and the entry file: nothing happened,
+ * and the key is not left blocked. */
+START_TEST(test_pending_not_applied)
+{
+	struct ps_registry *reg = open_rw();
+	char fp[PS_FP_HEX_LEN + 1], *line, *idx, *pending = pending_path();
+	char *tmp;
+
+	fp_of("alice.crt", fp);
+	line = ps_strdup_printf("2026-01-01T00:00:00Z actor=tester "
+	    "action=enroll user=alice key=%s reason=-\n", fp);
+	ck_assert_int_eq(add_cert(reg, "bob", "bob.crt"), PS_OK);
+	idx = rpath(".by-key", fp);
+	tu_write_file(idx, "alice\n", 6, 0644);
+	tmp = ps_strdup_printf("%s/bob/%s.pem.tmp.AbCdEf", root, fp);
+	tu_write_file(tmp, "half", 4, 0644);
+	put_pending(line);
+	tu_log_reset();
+	ck_assert_int_eq(add_cert(reg, "carol", "carol.crt"), PS_OK);
+	ck_assert(tu_log_contains("was not made: nothing changed"));
+	ck_assert(!exists(idx));
+	ck_assert(!exists(pending));
+	ck_assert(exists(tmp));	/* another user's directory: untouched */
+	ck_assert_int_eq(audit_lines(), 2);
+	ck_assert(!audit_contains("user=alice"));
+	/* the key is free for anyone */
+	ck_assert_int_eq(add_cert(reg, "dora", "alice.crt"), PS_OK);
+	ck_assert_int_eq(unlink(tmp), 0);
+	free(tmp);
+	free(idx);
+	free(line);
+	free(pending);
+	ps_registry_close(reg);
+}
+END_TEST
+
+/* Killed between writing retired/<fp>.pem and removing USER/<fp>.pem:
+ * readers already treat the key as retired; the next writer finishes. */
+START_TEST(test_pending_half_retire)
+{
+	struct ps_registry *reg = open_rw();
+	struct ps_reg_list list = { NULL, 0 };
+	char fp[PS_FP_HEX_LEN + 1], *active, *retired, *copy, *line, *owner;
+
+	fp_of("alice.crt", fp);
+	ck_assert_int_eq(add_cert(reg, "alice", "alice.crt"), PS_OK);
+	ck_assert_int_eq(add_cert(reg, "alice", "alice2.crt"), PS_OK);
+	active = entry_file("alice", fp, false);
+	retired = entry_file("alice", fp, true);
+	copy = slurp(active);
+	ck_assert_int_eq(ps_registry_set_state(reg, "alice", fp,
+	    PS_KEY_RETIRED, NULL, &why_test), PS_OK);
+	line = pop_audit_line();
+	tu_write_file(active, copy, strlen(copy), 0644);
+	put_pending(line);
+	ck_assert(exists(active) && exists(retired));
+
+	ps_registry_close(reg);
+	reg = open_ro();
+	ck_assert_int_eq(ps_registry_lookup_user(reg, "alice", &list), PS_OK);
+	ck_assert_uint_eq(list.count, 1);
+	ck_assert_str_ne(list.entries[0].fingerprint, fp);
+	ps_reg_list_free(&list);
+	ck_assert_int_eq(ps_registry_find_key(reg, fp, &owner),
+	    PS_ERR_NOT_FOUND);
+	ps_registry_close(reg);
+
+	reg = open_rw();
+	ck_assert_int_eq(add_cert(reg, "bob", "bob.crt"), PS_OK);
+	ck_assert(!exists(active));
+	ck_assert(exists(retired));
+	ck_assert(audit_contains("action=retire user=alice"));
+	free(line);
+	free(copy);
+	free(active);
+	free(retired);
+	ps_registry_close(reg);
+}
+END_TEST
+
+/* A .pending torn while being written: the change never started. */
+START_TEST(test_pending_torn)
+{
+	struct ps_registry *reg = open_rw();
+	char *pending = pending_path();
+
+	put_pending("2026-01-01T00:00:00Z actor=tester action=enr");
+	tu_log_reset();
+	ck_assert_int_eq(add_cert(reg, "bob", "bob.crt"), PS_OK);
+	ck_assert(tu_log_contains("discarding an incomplete"));
+	ck_assert(!exists(pending));
+	ck_assert_int_eq(audit_lines(), 1);
+	free(pending);
+	ps_registry_close(reg);
+}
+END_TEST
+
+/*
+ * Real kill -9 at random moments of a writer that enrolls, supersedes,
+ * retires and removes in a loop. Afterwards, and after one more write
+ * (which settles what the killed one left), every entry parses, nothing
+ * half-written is visible, and the audit log tells the story the files
+ * tell: the number of keys each user has equals enrolls - removes.
+ */
+static void
+churn(const char *user)
+{
+	const char *certs[] = { "alice.crt", "alice2.crt", "alice3.crt" };
+	struct ps_registry *r = NULL;
+	char fps[3][PS_FP_HEX_LEN + 1];
+	unsigned i, k;
+
+	for (k = 0; k < 3; k++)
+		fp_of(certs[k], fps[k]);
+	if (ps_registry_file_open(root, NULL, true, &r) != PS_OK)
+		_exit(10);
+	for (i = 0;; i++) {
+		X509 *x = tu_load_cert(certs[i % 3]);
+
+		k = i % 3;
+		(void)ps_registry_add(r, user, x, &why_test);
+		X509_free(x);
+		(void)ps_registry_set_state(r, user, fps[k],
+		    PS_KEY_SUPERSEDED, fps[(k + 2) % 3], &why_test);
+		(void)ps_registry_set_state(r, user, fps[k], PS_KEY_RETIRED,
+		    NULL, &why_test);
+		(void)ps_registry_remove(r, user, fps[k], &why_test);
+	}
+}
+
+static int
+count_needle(const char *hay, const char *needle)
+{
+	const char *p;
+	int n = 0;
+
+	for (p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+		n++;
+	return n;
+}
+
+static int
+count_pem(const char *dir)
+{
+	struct dirent *de;
+	DIR *d = opendir(dir);
+	int n = 0;
+
+	if (d == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL) {
+		size_t len = strlen(de->d_name);
+
+		n += len > 4 && strcmp(de->d_name + len - 4, ".pem") == 0;
+	}
+	closedir(d);
+	return n;
+}
+
+static void
+check_consistent(void)
+{
+	struct ps_registry *reg = open_rw();
+	struct ps_reg_list list = { NULL, 0 };
+	char *audit = audit_path(), *s, *rdir = rpath("alice", "retired");
+	int enrolls, removes, have, r;
+
+	/* the next writer settles; bob is never touched by the churn */
+	r = add_cert(reg, "bob", "bob.crt");
+	ck_assert(r == PS_OK || r == PS_ERR_EXISTS);
+	s = slurp(audit);
+	ck_assert_ptr_nonnull(s);
+	ck_assert(s[0] == '\0' || s[strlen(s) - 1] == '\n');
+	enrolls = count_needle(s, "action=enroll user=alice ");
+	removes = count_needle(s, "action=remove user=alice ");
+	tu_log_reset();
+	r = ps_registry_lookup_user(reg, "alice", &list);
+	ck_assert(r == PS_OK || r == PS_ERR_NOT_FOUND);
+	/* nothing half-written or inconsistent was met */
+	ck_assert_msg(!tu_log_contains("registry entry"), "%s", tu_log_text());
+	have = (int)list.count + count_pem(rdir);
+	ps_reg_list_free(&list);
+	ck_assert_msg(enrolls - removes == have, "enrolls %d removes %d "
+	    "keys %d\n%s", enrolls, removes, have, s);
+	free(s);
+	free(rdir);
+	free(audit);
+	ps_registry_close(reg);
+}
+
+START_TEST(test_kill9_writer)
+{
+	struct timespec ts;
+	unsigned seed = (unsigned)getpid();
+	pid_t pid;
+	int i, status;
+
+	for (i = 0; i < 25; i++) {
+		pid = fork();
+		ck_assert_int_ge(pid, 0);
+		if (pid == 0)
+			churn("alice");
+		ts.tv_sec = 0;
+		ts.tv_nsec = (long)(rand_r(&seed) % 40000) * 1000L;
+		nanosleep(&ts, NULL);
+		ck_assert_int_eq(kill(pid, SIGKILL), 0);
+		ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+		ck_assert(WIFSIGNALED(status));
+		tu_log_reset();
+		check_consistent();
+	}
+	assert_no_temp_files();
+}
+END_TEST
+
 static Suite *
 registry_suite(void)
 {
@@ -1542,6 +1909,12 @@ registry_suite(void)
 	tcase_add_test(tc, test_lock_blocks_writer);
 	tcase_add_test(tc, test_list_users);
 	tcase_add_test(tc, test_find_key);
+	tcase_add_test(tc, test_history);
+	tcase_add_test(tc, test_pending_applied);
+	tcase_add_test(tc, test_pending_not_applied);
+	tcase_add_test(tc, test_pending_half_retire);
+	tcase_add_test(tc, test_pending_torn);
+	tcase_add_test(tc, test_kill9_writer);
 	suite_add_tcase(s, tc);
 	return s;
 }
