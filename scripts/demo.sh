@@ -51,17 +51,22 @@ echo "demo:x:$(id -g):" > group
 mkdir pam.d
 printf 'auth required %s registry=%s\naccount required %s registry=%s\n' \
 	"$B/.libs/pam_personalsign.so" "$D/registry" "$B/.libs/pam_personalsign.so" "$D/registry" > pam.d/demo-login
+printf 'auth required pam_deny.so\naccount required pam_deny.so\n' > pam.d/other
 echo "PAM service demo-login:"
 sed 's/^/    /' pam.d/demo-login
 
+# run [--acct] PASSWORD: one login of demo-alice answering PASSWORD
 run() {
+	acct=
+	[ "$1" = --acct ] && { acct=--acct; shift; }
 	LD_PRELOAD="libpam_wrapper.so libnss_wrapper.so" PAM_WRAPPER=1 \
 	PAM_WRAPPER_SERVICE_DIR="$D/pam.d" NSS_WRAPPER_PASSWD="$D/passwd" \
-	NSS_WRAPPER_GROUP="$D/group" "$B/tests/integration/pam_driver" --acct demo-login demo-alice "$1"
+	NSS_WRAPPER_GROUP="$D/group" "$B/tests/integration/pam_driver" $acct \
+		demo-login demo-alice "$1"
 }
 
 say "4a. demo-alice logs in with the right keystore password"
-if run demo-secret; then ok=1; else ok=0; fi
+if run --acct demo-secret; then ok=1; else ok=0; fi
 say "4b. the same login with a wrong password"
 if run not-the-password; then bad=1; else bad=0; fi
 
