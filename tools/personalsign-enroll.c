@@ -28,6 +28,7 @@
 
 #include "cert.h"
 #include "log.h"
+#include "piv.h"
 #include "policy.h"
 #include "ps_status.h"
 #include "registry.h"
@@ -157,6 +158,9 @@ struct ctx {
 	const char *password_file;
 	const char *reason;
 	bool quiet;
+	bool from_card;		/* enroll: read the certificate from a card */
+	const char *slot;	/* --slot, default 9a */
+	const char *pcsc_socket;
 	char actor[PS_USER_NAME_MAX + 16];
 	struct ps_reg_change why;
 };
@@ -596,12 +600,30 @@ cmd_enroll(struct ctx *c, char **args)
 	const char *user = args[0], *file = args[1];
 	struct ps_registry *reg = NULL;
 	X509 *cert = NULL;
+	char err[256];
 	int r, rc;
 
 	if ((rc = check_user(user)) != 0)
 		return rc;
-	if ((rc = load_certificate(c, user, file, &cert)) != 0)
+	if (c->from_card) {
+		if (file != NULL)
+			return usage_error("enroll: give a FILE or --from-card, "
+			    "not both");
+		if (c->pcsc_socket != NULL && ps_config_set(&c->cfg,
+		    "pcsc_socket", c->pcsc_socket, err, sizeof(err)) != PS_OK)
+			return fail(PS_OK, "--pcsc-socket: %s", err);
+		if ((r = ps_piv_read_certificate(&c->cfg, &lib_log, c->slot,
+		    &cert)) != PS_OK)
+			return fail(r, "cannot enroll %s from the card", user);
+		file = "the card";
+	} else if (file == NULL) {
+		return usage_error("enroll: missing FILE (or --from-card)");
+	} else if (c->slot != NULL || c->pcsc_socket != NULL) {
+		return usage_error("enroll: --slot and --pcsc-socket go with "
+		    "--from-card");
+	} else if ((rc = load_certificate(c, user, file, &cert)) != 0) {
 		return rc;
+	}
 	if ((rc = check_certificate(c, user, file, cert)) != 0)
 		goto out;
 	if ((rc = open_registry(c, true, &reg)) != 0)
@@ -787,7 +809,8 @@ struct command {
 };
 
 static const struct command commands[] = {
-	{ "enroll", 2, 2, "enroll USER FILE", cmd_enroll },
+	{ "enroll", 1, 2, "enroll USER FILE | enroll USER --from-card",
+	    cmd_enroll },
 	{ "list", 0, 1, "list [USER]", cmd_list },
 	{ "show", 1, 1, "show USER", cmd_show },
 	{ "remove", 2, 2, "remove USER FINGERPRINT", cmd_remove },
@@ -805,6 +828,9 @@ print_help(void)
 	    "  enroll USER FILE          register the certificate in FILE "
 	    "(.cer, .crt, .der,\n"
 	    "                            .p7b, .pfx/.p12) for USER\n"
+	    "  enroll USER --from-card [--slot 9a]\n"
+	    "                            register the certificate in a slot "
+	    "of the PIV card\n"
 	    "  list [USER]               list registered keys: user, "
 	    "fingerprint, state,\n"
 	    "                            e-mail, expiry date\n"
@@ -822,6 +848,10 @@ print_help(void)
 	    "  --password-file FILE  read a keystore password from the first "
 	    "line of FILE\n"
 	    "  --reason TEXT         reason recorded in the audit log\n"
+	    "  --slot SLOT           PIV slot for --from-card: 9a (default), "
+	    "9c, 9d, 9e\n"
+	    "  --pcsc-socket PATH    pcscd socket for --from-card (default: "
+	    "pcsc-lite's)\n"
 	    "  -q, --quiet           print nothing on success but the "
 	    "requested data\n"
 	    "  -h, --help            show this help\n"
@@ -835,6 +865,9 @@ static const struct option long_options[] = {
 	{ "config", required_argument, NULL, 'c' },
 	{ "password-file", required_argument, NULL, 'p' },
 	{ "reason", required_argument, NULL, 'R' },
+	{ "from-card", no_argument, NULL, 'C' },
+	{ "slot", required_argument, NULL, 'S' },
+	{ "pcsc-socket", required_argument, NULL, 'P' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -867,6 +900,15 @@ parse_options(int argc, char **argv, struct ctx *c, struct cli *cli)
 			break;
 		case 'R':
 			c->reason = optarg;
+			break;
+		case 'C':
+			c->from_card = true;
+			break;
+		case 'S':
+			c->slot = optarg;
+			break;
+		case 'P':
+			c->pcsc_socket = optarg;
 			break;
 		case 'q':
 			c->quiet = true;
