@@ -104,27 +104,54 @@ filter_by_policy(const struct ps_log *log, const struct ps_policy *policy,
 	return PS_OK;
 }
 
-/* Index of the first usable registered entry whose key the token holds. */
+/* The usable registered keys, as the token backends see them. */
+struct registered_keys {
+	const struct ps_reg_list *list;
+	size_t usable;
+};
+
+/* Index of the usable registered entry with public key `pub`, or -1. */
+static long
+registered_index(const struct registered_keys *rk, EVP_PKEY *pub)
+{
+	size_t j;
+
+	if (pub == NULL)
+		return -1;
+	for (j = 0; j < rk->usable; j++) {
+		EVP_PKEY *reg = X509_get0_pubkey(rk->list->entries[j].cert);
+
+		if (reg != NULL && EVP_PKEY_eq(reg, pub) == 1)
+			return (long)j;
+	}
+	return -1;
+}
+
+/* token.h's want_key: lets a card stop reading slots (and a reader search
+ * stop) as soon as it meets a registered key. */
+static bool
+want_registered_key(void *arg, EVP_PKEY *pub)
+{
+	return registered_index(arg, pub) >= 0;
+}
+
+/* The first key on the token that is a usable registered one. */
 static int
-match_token_key(struct ps_token *tok, const struct ps_reg_list *list,
-    size_t usable, const struct ps_token_key **key, size_t *entry)
+match_token_key(struct ps_token *tok, const struct registered_keys *rk,
+    const struct ps_token_key **key, size_t *entry)
 {
 	const struct ps_token_key *keys;
-	size_t nkeys, i, j;
+	size_t nkeys, i;
+	long j;
 	int r;
 
 	if ((r = tok->ops->list_keys(tok, &keys, &nkeys)) != PS_OK)
 		return r;
 	for (i = 0; i < nkeys; i++) {
-		for (j = 0; j < usable; j++) {
-			EVP_PKEY *reg = X509_get0_pubkey(list->entries[j].cert);
-
-			if (reg != NULL && keys[i].pub != NULL &&
-			    EVP_PKEY_eq(reg, keys[i].pub) == 1) {
-				*key = &keys[i];
-				*entry = j;
-				return PS_OK;
-			}
+		if ((j = registered_index(rk, keys[i].pub)) >= 0) {
+			*key = &keys[i];
+			*entry = (size_t)j;
+			return PS_OK;
 		}
 	}
 	return PS_ERR_NO_TOKEN;
@@ -235,6 +262,7 @@ authenticate_local(const struct ps_config *cfg, const struct ps_log *log,
 	struct ps_reg_list list = { NULL, 0 };
 	struct ps_token *tok = NULL;
 	struct ps_token_params params;
+	struct registered_keys rk;
 	struct user_info ui = { 0, 0, NULL, false };
 	const struct ps_token_key *key = NULL;
 	size_t entry = 0, usable = 0;
@@ -271,10 +299,14 @@ authenticate_local(const struct ps_config *cfg, const struct ps_log *log,
 	params.uid = ui.uid;
 	params.gid = ui.gid;
 	params.home = ui.home;
+	rk.list = &list;
+	rk.usable = usable;
+	params.want_key = want_registered_key;
+	params.want_key_arg = &rk;
 	if ((r = ps_token_open(cfg->backend, &params, &tok)) != PS_OK)
 		goto out;
 	if (tok->ops->lists_without_secret) {
-		r = match_token_key(tok, &list, usable, &key, &entry);
+		r = match_token_key(tok, &rk, &key, &entry);
 		if (r == PS_ERR_NO_TOKEN) {
 			ps_log_notice(log, "user %s: the %s token holds none "
 			    "of the user's registered keys", req->user,
@@ -292,7 +324,7 @@ authenticate_local(const struct ps_config *cfg, const struct ps_log *log,
 		goto out;
 	}
 	if (key == NULL) {
-		r = match_token_key(tok, &list, usable, &key, &entry);
+		r = match_token_key(tok, &rk, &key, &entry);
 		if (r == PS_ERR_NO_TOKEN) {
 			ps_log_notice(log, "user %s: the keystore holds none "
 			    "of the user's registered keys", req->user);
