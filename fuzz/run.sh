@@ -1,10 +1,13 @@
 #!/bin/sh
-# fuzz/run.sh SECONDS - build fuzz/fuzz_piv_response.c with clang's
-# libFuzzer + AddressSanitizer + UBSan against the core sources, make a
-# small seed corpus (real certificate objects, a whole RSA and EC login
-# conversation, TLV and status-word samples), and fuzz for SECONDS
-# (default 60). Exit status 0 when nothing was found; a crashing input
-# is kept in the work directory, which is printed.
+# fuzz/run.sh SECONDS [TARGET...] - build the libFuzzer targets in fuzz/
+# (default: all of them: fuzz_piv_response, fuzz_ssh_remote,
+# fuzz_core_parsers) with clang's libFuzzer + AddressSanitizer + UBSan
+# against the core sources, make small seed corpora (real certificate
+# objects, whole RSA and EC card conversations, TLV and status-word
+# samples, certificate files in every format, a challenge and a
+# configuration), and fuzz each target for SECONDS (default 60). Exit
+# status 0 when nothing was found; a crashing input is kept in the work
+# directory, which is printed.
 #
 # Knobs: CC_FUZZ (default clang-14, else clang), FUZZ_DIR (work
 # directory; default a fresh one under $TMPDIR), FUZZ_KEEP=1 keeps it
@@ -13,8 +16,10 @@ set -eu
 
 secs=${1:-60}
 case $secs in
-    ''|*[!0-9]*) echo "usage: $0 SECONDS" >&2; exit 2 ;;
+    ''|*[!0-9]*) echo "usage: $0 SECONDS [TARGET...]" >&2; exit 2 ;;
 esac
+[ $# -gt 0 ] && shift
+targets=${*:-fuzz_piv_response fuzz_ssh_remote fuzz_core_parsers}
 top=$(cd "$(dirname "$0")/.." && pwd)
 cc=${CC_FUZZ:-}
 if [ -z "$cc" ]; then
@@ -26,7 +31,7 @@ for t in "$cc" pkg-config openssl "$py"; do
 done
 
 work=${FUZZ_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/ps-fuzz.XXXXXX")}
-mkdir -p "$work/seeds" "$work/corpus" "$work/pki"
+mkdir -p "$work/seeds" "$work/pki"
 cleanup() {
     rc=$?
     if [ "$rc" = 0 ] && [ -z "${FUZZ_KEEP:-}" ] && [ -z "${FUZZ_DIR:-}" ]; then
@@ -38,16 +43,19 @@ cleanup() {
 trap cleanup EXIT
 
 # ---------------------------------------------------------------- build
-srcs="fuzz/fuzz_piv_response.c src/piv.c src/pcsc.c src/token_piv.c
-      src/token.c src/token_soft.c src/cert.c src/challenge.c src/config.c
-      src/conv.c src/log.c src/status.c src/util.c"
-# shellcheck disable=SC2046,SC2086 # word splitting wanted
-(cd "$top" && "$cc" -std=gnu11 -g -O1 -D_GNU_SOURCE -DPS_HAVE_PIV \
-    -DOPENSSL_API_COMPAT=30000 -DOPENSSL_NO_DEPRECATED \
-    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-    -Wall -Wno-unused-parameter -I src $srcs \
-    $(pkg-config --cflags --libs libcrypto libpcsclite zlib) \
-    -o "$work/fuzz_piv_response")
+# Every target links the whole core: what a target does not call costs
+# nothing, and no per-target source list can go stale.
+srcs=$(cd "$top" && ls src/*.c)
+for t in $targets; do
+    [ -f "$top/fuzz/$t.c" ] || { echo "fuzz: no target $t" >&2; exit 2; }
+    # shellcheck disable=SC2046,SC2086 # word splitting wanted
+    (cd "$top" && "$cc" -std=gnu11 -g -O1 -D_GNU_SOURCE -DPS_HAVE_PIV \
+        -DOPENSSL_API_COMPAT=30000 -DOPENSSL_NO_DEPRECATED \
+        -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+        -Wall -Wno-unused-parameter -I src "fuzz/$t.c" $srcs \
+        $(pkg-config --cflags --libs libcrypto libpcsclite zlib) \
+        -o "$work/$t")
+done
 
 # ---------------------------------------------------------------- seeds
 (cd "$work/pki" &&
@@ -131,22 +139,47 @@ put("login-6c", bytes([5, 3]) + stream(
     [select, b"\x6C\x10", b"\x61\x00"] + chunks(obj(certs["p256"]))))
 PY
 
+# Seeds for the core parsers: the first byte picks the parser (0
+# certificate file, 1 challenge, 2 configuration).
+mkdir -p "$work/seeds-core"
+(cd "$work/pki" &&
+ openssl x509 -inform DER -in p256.der -out p256.pem &&
+ openssl crl2pkcs7 -nocrl -certfile p256.pem -outform DER -out p256.p7b &&
+ openssl pkcs12 -export -inkey p256.key -in p256.pem -passout pass:pw \
+    -out p256.pfx)
+for f in p256.der p256.pem p256.p7b p256.pfx rsa.der; do
+    { printf '\000'; cat "$work/pki/$f"; } > "$work/seeds-core/cert-$f"
+done
+printf '\001pam_personalsign/v1\nhost=h\nservice=sshd\nuser=u\nrhost=\nissued=1\nexpires=2\nnonce=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n' \
+    > "$work/seeds-core/challenge"
+printf '\002# c\ndebug\nregistry = /x\nexpiry_warn_days=4\nbackend=auto\n' \
+    > "$work/seeds-core/config"
+
 # ---------------------------------------------------------------- run
-echo "fuzz: $(ls "$work/seeds" | wc -l) seeds, ${secs}s, in $work" >&2
 cd "$work"
-# One worker runs in this process (its stats land in fuzz.log); more are
+# One worker runs in this process (its stats land in the log); more are
 # separate processes logging to fuzz-N.log.
 jobs=
 if [ "${FUZZ_JOBS:-1}" -gt 1 ]; then
     jobs="-jobs=$FUZZ_JOBS -workers=$FUZZ_JOBS"
 fi
-# shellcheck disable=SC2086 # $jobs is empty or two words
-./fuzz_piv_response -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
-    -max_len=8192 $jobs -artifact_prefix="$work/" -print_final_stats=1 \
-    corpus seeds 2>"$work/fuzz.log" || {
-    tail -40 "$work/fuzz.log" "$work"/fuzz-*.log 2>/dev/null >&2
-    echo "fuzz: FAILED; crashing input under $work" >&2
-    exit 1
-}
-grep -E "^(stat::|#[0-9]+.*DONE)" "$work/fuzz.log" | head -12 >&2 || true
-echo "fuzz: no crash in ${secs}s" >&2
+for t in $targets; do
+    case $t in
+    fuzz_piv_response) seeds=seeds ;;
+    fuzz_core_parsers) seeds=seeds-core ;;
+    *) seeds= ;;
+    esac
+    mkdir -p "corpus-$t"
+    echo "fuzz: $t for ${secs}s in $work" >&2
+    # shellcheck disable=SC2086 # $jobs and $seeds are empty or words
+    "./$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+        -max_len=8192 $jobs -artifact_prefix="$work/$t-" -print_final_stats=1 \
+        "corpus-$t" $seeds 2>"$work/$t.log" || {
+        tail -40 "$work/$t.log" "$work"/fuzz-*.log 2>/dev/null >&2
+        echo "fuzz: $t FAILED; crashing input under $work" >&2
+        exit 1
+    }
+    grep -E "^(stat::number_of_executed_units|#[0-9]+.*DONE)" "$work/$t.log" \
+        | head -2 >&2 || true
+    echo "fuzz: $t: no crash in ${secs}s" >&2
+done

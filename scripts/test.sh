@@ -6,7 +6,10 @@
 #   2. rebuild with AddressSanitizer + UndefinedBehaviorSanitizer and run
 #      `make check` again;
 #      (the normal build also runs PAM logins under valgrind);
-#   3. `make distcheck`: the release tarball builds and passes too.
+#   3. every libFuzzer target in fuzz/ for a bounded time (FUZZ_SECONDS,
+#      default 45 each): card responses, SSH lines and keys, certificate
+#      files, challenges, configuration;
+#   4. `make distcheck`: the release tarball builds and passes too.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 "$top/scripts/install-deps.sh"
@@ -31,6 +34,9 @@ cd "$top/build-asan"
 ASAN_OPTIONS=detect_leaks=1:verify_asan_link_order=0:abort_on_error=0 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	make -j"$(nproc)" check || { show_failures "$top/build-asan"; exit 1; }
+
+step "fuzzing: ${FUZZ_SECONDS:-45}s per target"
+sh "$top/fuzz/run.sh" "${FUZZ_SECONDS:-45}"
 
 step "make distcheck"
 make -s distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-werror >/dev/null 2>distcheck.err || {
