@@ -3,7 +3,10 @@
 # temporary file registry: every command and option, the formats cert.c
 # loads, and bad input, which must exit 1 (2 for usage) with exactly one
 # "personalsign-enroll: ..." line on stderr and leave the registry
-# byte-identical.
+# byte-identical. Then the certificate lifecycle: policy refusals with
+# their reasons (expired, not yet valid, revoked by CRL, untrusted issuer,
+# imposter, wrong usage), crl-update, renew / reissue / retire / history /
+# expiring, parallel writers, and writers killed with SIGKILL mid-write.
 #
 # Run by automake with abs_top_builddir and PS_FIXTURES (made by
 # tests/fixtures/mkpki.sh) in the environment. Prints "N passed, N failed".
@@ -139,7 +142,7 @@ expect_ok "--help" "enroll USER FILE" --help
 expect_ok "--version" "^personalsign-enroll [0-9]" --version
 expect_fail "no command" 2 "no command" 
 expect_fail "unknown command" 2 'unknown command "frobnicate"' frobnicate
-expect_fail "enroll without file" 2 "missing arguments" enroll alice
+expect_fail "enroll without file" 2 "missing FILE" enroll alice
 expect_fail "enroll without anything" 2 "missing arguments" enroll
 expect_fail "show without user" 2 "missing arguments" show
 expect_fail "remove without fingerprint" 2 "missing arguments" remove alice
@@ -334,6 +337,246 @@ rm -f "$REG/alice/$FP_GINA.pem"
 
 check "no temporary files left behind" \
     '[ -z "$(find "$REG" "$WORK/reg2" -name "*.tmp.*")" ]'
+
+# ================================================================ lifecycle
+# A registry with a policy: the fixture root and intermediate, crl_dir.
+L=$WORK/life
+mkdir -m 755 "$L" "$L/crl"
+cp "$F/ca.crl" "$F/int-ca.crl.der" "$L/crl/"
+chmod 644 "$L/crl/"*
+printf 'registry = %s\nca_file = %s\ncrl_dir = %s\ncrl = require\nexpiry_warn_days = 60\n' \
+    "$L/reg" "$F/chain.p7b" "$L/crl" > "$L/policy.conf"
+chmod 644 "$L/policy.conf"
+CONF=$L/policy.conf
+REG=$L/reg
+FP_ALICE3=$(fingerprint "$F/alice3.crt")
+FP_DAVE=$(fingerprint "$F/dave.crt")
+NOKEY=$(printf '%064d' 0)
+
+# ---------------------------------------------------------------- crl-update
+expect_fail "crl-update without crl_dir" 1 "no crl_dir" --config "$WORK/empty.conf" crl-update
+expect_ok "crl-update indexes both CRLs" \
+    "2 CRL file(s) in $L/crl: 2 indexed (2 revoked serials), 0 older, 0 not usable" crl-update
+check "index and manifest written" \
+    '[ -f "$L/crl/.index/MANIFEST" ] && [ "$(ls "$L/crl/.index" | grep -c "^[0-9a-f]\{8\}\.[0-9]*$")" -eq 2 ]'
+expect_ok "crl-update again (idempotent)" "2 indexed" crl-update
+cp "$F/imposter-ca.crl" "$L/crl/"
+chmod 644 "$L/crl/imposter-ca.crl"
+run crl-update
+check "crl-update reports an unusable CRL and still indexes the rest" \
+    '[ "$RC" -eq 1 ] && grep -q "imposter-ca.crl: not usable: issuer is not among the trust anchors" "$ERR" && grep -q "2 indexed" "$OUT" && tail -n 1 "$ERR" | grep -q "1 file(s) in .* are not usable CRLs"'
+rm -f "$L/crl/imposter-ca.crl"
+expect_ok "crl-update after removing it" "0 not usable" crl-update
+
+# ---------------------------------------------------------------- why refused
+expect_fail "revoked certificate refused (CRL)" 1 \
+    "certificate refused: revoked on 20[0-9-]* (keyCompromise)" enroll rose "$F/rose.crt"
+expect_fail "revoked under an intermediate (DER CRL)" 1 \
+    "certificate refused: revoked on 20" enroll ted "$F/ted.crt"
+expect_fail "expired" 1 "certificate refused: expired on 2021-01-01" enroll erin "$F/erin.crt"
+expect_fail "not yet valid" 1 "certificate refused: not valid before 2099-01-01" \
+    enroll frank "$F/frank.crt"
+expect_fail "untrusted issuer" 1 "certificate refused: issuer not trusted" \
+    enroll mallory "$F/imposter-alice.crt"
+expect_fail "wrong EKU" 1 \
+    "certificate refused: wrong key usage: extended key usage lacks clientAuth or emailProtection" \
+    enroll henry "$F/henry.crt"
+expect_ok "valid under the intermediate (chain.p7b)" "$FP_DAVE" enroll dave "$F/dave.crt"
+expect_ok "enroll alice under the policy" "$FP_ALICE" enroll alice "$F/alice.crt"
+# a stale CRL under crl=require
+mkdir -m 755 "$L/stale"
+cp "$F/ca-stale.crl" "$F/int-ca.crl.der" "$L/stale/"
+chmod 644 "$L/stale/"*
+sed "s|^crl_dir = .*|crl_dir = $L/stale|" "$L/policy.conf" > "$L/stale.conf"
+chmod 644 "$L/stale.conf"
+expect_ok "crl-update of a stale CRL" "2 indexed" --config "$L/stale.conf" crl-update
+expect_fail "stale CRL refuses under crl=require" 1 \
+    "certificate refused: CRL for O=PSTest,CN=PSTest Root CA is stale since 2020-02-01" \
+    --config "$L/stale.conf" enroll bob "$F/bob.crt"
+
+# ---------------------------------------------------------------- renew
+expect_fail "renew: different person" 1 \
+    "cannot renew alice: different person: the new certificate names bob@example.test, the registered one alice@example.test" \
+    renew alice "$F/bob.crt"
+expect_fail "renew: imposter with alice's e-mail from another CA" 1 \
+    "cannot renew alice: issuer not trusted" renew alice "$F/imposter-alice.crt"
+expect_fail "renew: same key" 1 "cannot renew alice: same key" renew alice "$F/alice-samekey.crt"
+expect_fail "renew: user without keys" 1 "nobody has no registered key (use enroll)" \
+    renew nobody "$F/alice2.crt"
+expect_fail "renew: unknown --old" 1 "no usable registered key" \
+    renew alice "$F/alice2.crt" --old "$NOKEY"
+expect_fail "renew: --old not a fingerprint" 1 "not a key fingerprint" \
+    renew alice "$F/alice2.crt" --old xyz
+expect_fail "renew: --compromised is reissue's" 2 "option --compromised does not go with renew" \
+    renew alice "$F/alice2.crt" --compromised
+expect_ok "renew alice (alice2: same e-mail, later expiry)" "superseded, usable until" \
+    --reason "ticket 42" renew alice "$F/alice2.crt"
+check "renew printed the new key" 'grep -q "new key *$FP_ALICE2" "$OUT"'
+expect_ok "old key superseded, still listed" "^alice $FP_ALICE superseded" list alice
+check "new key active" 'grep -q "^alice $FP_ALICE2 active" "$OUT"'
+check "entry says who superseded it" 'grep -q "^Superseded-By: $FP_ALICE2" "$REG/alice/$FP_ALICE.pem"'
+check "audit: enroll + supersede with the reason" \
+    'grep -q "action=enroll user=alice key=$FP_ALICE2 reason=renewal: ticket 42" "$REG/.audit.log" && grep -q "action=supersede user=alice key=$FP_ALICE reason=renewal: ticket 42" "$REG/.audit.log"'
+expect_fail "renew: older certificate (alice3 ends before alice2)" 1 \
+    "cannot renew alice: not newer" renew alice "$F/alice3.crt"
+expect_fail "renew with the registered certificate again" 1 "same key" \
+    renew alice "$F/alice2.crt"
+
+# ---------------------------------------------------------------- reissue
+expect_ok "reissue --compromised retires the old key at once" "retired now" \
+    reissue alice "$F/alice3.crt" --compromised --reason "laptop stolen"
+check "old key in retired/ with the reason" \
+    '[ -f "$REG/alice/retired/$FP_ALICE2.pem" ] && [ ! -e "$REG/alice/$FP_ALICE2.pem" ] && grep -q "^Reason: reissue after key compromise: laptop stolen" "$REG/alice/retired/$FP_ALICE2.pem"'
+expect_ok "list after reissue" "^alice $FP_ALICE3 active" list alice
+check "retired key not listed" '! grep -q "$FP_ALICE2" "$OUT"'
+expect_fail "a retired key cannot come back" 1 "already registered to user alice (retired)" \
+    enroll alice "$F/alice2.crt"
+
+# ---------------------------------------------------------------- retire
+expect_fail "retire without --reason" 2 "retire needs --reason" retire alice "$FP_ALICE"
+expect_fail "retire: someone else's key" 1 "has no key" --reason x retire bob "$FP_ALICE"
+expect_ok "retire the superseded key" "retired key $FP_ALICE of alice" \
+    --reason "left on the old laptop" retire alice "$FP_ALICE"
+expect_fail "retire twice" 1 "is retired" --reason again retire alice "$FP_ALICE"
+
+# ---------------------------------------------------------------- history
+expect_ok "history alice" "^TIME (UTC) " history alice
+short() { printf '%s' "$1" | cut -c1-8; }
+WANT_HIST="enroll:$(short "$FP_ALICE") enroll:$(short "$FP_ALICE2") supersede:$(short "$FP_ALICE") enroll:$(short "$FP_ALICE3") retire:$(short "$FP_ALICE2") retire:$(short "$FP_ALICE") "
+check "history: every change, in order" \
+    '[ "$(awk "NR > 1 { print \$3 \":\" substr(\$4, 1, 8) }" "$OUT" | tr "\n" " ")" = "$WANT_HIST" ]'
+check "history shows actor and reasons" \
+    'grep -q "left on the old laptop" "$OUT" && grep -q "reissue after key compromise: laptop stolen" "$OUT" && [ "$(awk "NR > 1 { print \$5 }" "$OUT" | sort -u | wc -l)" -eq 1 ]'
+expect_fail "history of nobody" 1 "no recorded change for nobody" history nobody
+expect_fail "history: hostile name" 1 "invalid user name" history ../x
+
+# ---------------------------------------------------------------- expiring
+expect_ok "enroll gina (30 days left)" "" -q enroll gina "$F/gina.crt"
+expect_ok "enroll carol" "" -q enroll carol "$F/carol.crt"
+expect_ok "expiring (expiry_warn_days = 60)" "gina@example.test" expiring
+check "expiring: only gina within 60 days" \
+    '[ "$(wc -l < "$OUT")" -eq 2 ] && sed -n 2p "$OUT" | grep -q "^20[0-9-]* *[23][0-9]  gina "'
+expect_ok "expiring --days 400, tsv" "" expiring --days 400 --format tsv
+check "tsv: header, then soonest first" \
+    '[ "$(head -n 1 "$OUT")" = "$(printf "expires\tdays\tuser\temail\tfingerprint")" ] && [ "$(cut -f3 "$OUT" | sed -n 2p)" = gina ] && [ "$(wc -l < "$OUT")" -eq 5 ]'
+check "tsv: dates ascending" '[ "$(cut -f1 "$OUT" | sed 1d)" = "$(cut -f1 "$OUT" | sed 1d | sort)" ]'
+expect_ok "expiring --format json" "" expiring --days 400 --format json
+check "json parses, soonest first" \
+    'python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert d[0][\"user\"]==\"gina\" and len(d)==4 and all(d[i][\"not_after\"]<=d[i+1][\"not_after\"] for i in range(len(d)-1))" "$OUT"'
+expect_ok "expiring --days 0: nothing" "" expiring --days 0 --format json
+check "empty json array" '[ "$(cat "$OUT")" = "[]" ]'
+expect_fail "expiring --days x" 2 "is not a number of days" expiring --days x
+expect_fail "expiring --format xml" 2 "is not table, tsv or json" expiring --format xml
+expect_fail "--days with list" 2 "option --days does not go with list" list --days 3
+
+# ---------------------------------------------------------------- self-renew
+expect_fail "self-renew without sudo" 1 \
+    "registers the renewed certificate of the user who runs it through sudo" \
+    self-renew "$F/alice2.pfx"
+
+# ---------------------------------------------------------------- concurrency
+# Certificates of throwaway keys under the fixture CA, for many writers.
+G=$WORK/gen
+mkdir -m 755 "$G"
+gen_cert() { # N
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+	    -keyout "$G/u$1.key" -subj "/CN=u$1/emailAddress=u$1@example.test" \
+	    -out "$G/u$1.csr" 2>/dev/null &&
+	openssl x509 -req -in "$G/u$1.csr" -CA "$F/ca.crt" -CAkey "$F/ca.key" \
+	    -set_serial "$((7000 + $1))" -days 30 -out "$G/u$1.crt" 2>/dev/null
+}
+i=0
+while [ $i -lt 24 ]; do gen_cert $i || break; i=$((i + 1)); done
+check "generated 24 certificates" '[ -f "$G/u23.crt" ]'
+CONF=$WORK/empty.conf
+REG=$WORK/par
+pids=
+i=0
+while [ $i -lt 16 ]; do
+	"$TOOL" --config "$CONF" --registry "$REG" -q enroll "u$i" "$G/u$i.crt" \
+	    >"$G/par.$i.out" 2>&1 &
+	pids="$pids $!"
+	i=$((i + 1))
+done
+prc=0
+for p in $pids; do wait "$p" || prc=1; done
+check "16 parallel enrolls all succeeded" '[ "$prc" -eq 0 ]'
+run list
+check "parallel enrolls lose nothing" \
+    '[ "$RC" -eq 0 ] && [ "$(wc -l < "$OUT")" -eq 16 ] && [ "$(wc -l < "$REG/.audit.log")" -eq 16 ]'
+check "every parallel enroll is in the audit log once" \
+    '[ "$(sed "s/.* user=\(u[0-9]*\) .*/\1/" "$REG/.audit.log" | sort -u | wc -l)" -eq 16 ]'
+
+# Writers killed with SIGKILL at random moments: afterwards every entry
+# parses, lookups see old or new, and once the next writer has settled
+# the interrupted change, keys on disk and the audit log agree.
+REG=$WORK/crash
+i=16
+while [ $i -lt 24 ]; do fingerprint "$G/u$i.crt" > "$G/u$i.fp"; i=$((i + 1)); done
+churn() {
+	n=0
+	while :; do
+		k=$((n % 8 + 16))
+		fp=$(cat "$G/u$k.fp")
+		"$TOOL" --config "$CONF" --registry "$REG" -q enroll "c$k" "$G/u$k.crt"
+		"$TOOL" --config "$CONF" --registry "$REG" -q --reason churn retire "c$k" "$fp"
+		"$TOOL" --config "$CONF" --registry "$REG" -q remove "c$k" "$fp"
+		n=$((n + 1))
+	done >/dev/null 2>&1
+}
+crash_ok=0
+crash_bad=0
+interrupted=0
+round=0
+while [ $round -lt 30 ]; do
+	churn &
+	cpid=$!
+	sleep "0.$(( (round * 37) % 9 + 1 ))"
+	# stop the loop (it must not start another write), kill the tool it
+	# is running - somewhere inside a write - then the loop itself
+	kill -STOP "$cpid" 2>/dev/null
+	for t in $(pgrep -P "$cpid" 2>/dev/null); do kill -9 "$t" 2>/dev/null; done
+	kill -9 "$cpid" 2>/dev/null
+	wait "$cpid" 2>/dev/null
+	bad=
+	# 1. nothing half-written is visible: every entry parses
+	for f in $(find "$REG" -name '*.pem' 2>/dev/null); do
+		openssl x509 -in "$f" -noout 2>/dev/null || bad="$bad unparsable:$f"
+	done
+	"$TOOL" --config "$CONF" --registry "$REG" list >"$OUT" 2>"$ERR"
+	lrc=$?
+	[ "$lrc" -eq 0 ] || [ "$lrc" -eq 1 ] || bad="$bad list-rc:$lrc"
+	grep -q "does not parse\|malformed\|does not match" "$ERR" && bad="$bad list-warning"
+	# 2. the next writer settles; then disk and audit agree for every key
+	[ -e "$REG/.pending" ] && interrupted=$((interrupted + 1))
+	"$TOOL" --config "$CONF" --registry "$REG" -q enroll "settle$round" \
+	    "$G/u$((round % 16)).crt" >/dev/null 2>&1
+	[ -e "$REG/.pending" ] && bad="$bad pending-left"
+	i=16
+	while [ $i -lt 24 ]; do
+		fp=$(cat "$G/u$i.fp")
+		on_disk=$(find "$REG/c$i" -name "$fp.pem" 2>/dev/null | wc -l)
+		en=$(grep -c "action=enroll user=c$i key=$fp" "$REG/.audit.log" 2>/dev/null)
+		rm_=$(grep -c "action=remove user=c$i key=$fp" "$REG/.audit.log" 2>/dev/null)
+		[ "$((en - rm_))" -eq "$on_disk" ] ||
+		    bad="$bad c$i:enroll=$en,remove=$rm_,files=$on_disk"
+		i=$((i + 1))
+	done
+	if [ -z "$bad" ]; then
+		crash_ok=$((crash_ok + 1))
+	else
+		crash_bad=$((crash_bad + 1))
+		echo "# round $round:$bad"
+	fi
+	round=$((round + 1))
+done
+echo "# $interrupted of 30 kills interrupted a change (left .pending)"
+check "30 SIGKILLed writers: registry parses, audit log consistent" \
+    '[ "$crash_bad" -eq 0 ] && [ "$crash_ok" -eq 30 ]'
+check "every audit line is whole" \
+    '! grep -v "^20[0-9T:-]*Z actor=[^ ]* action=[a-z]* user=[^ ]* key=[0-9a-f]\{64\} reason=" "$REG/.audit.log"'
+check "interrupted changes were settled (some did happen)" \
+    '[ "$(grep -c "action=enroll" "$REG/.audit.log")" -gt 30 ]'
 
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]
