@@ -187,6 +187,9 @@ unlock_token(const struct ps_config *cfg, const struct ps_log *log,
 		    "module");
 		return PS_ERR_CONV;
 	}
+	if (tok->ops->check_ready != NULL && key != NULL &&
+	    (r = tok->ops->check_ready(tok, key)) != PS_OK)
+		return r;
 	r = ps_conv_prompt(conv, 0, tok->ops->secret_prompt(tok), &secret);
 	if (r != PS_OK) {
 		ps_log_err(log, "could not ask user %s for the %s secret",

@@ -59,6 +59,11 @@ struct ps_token_ops {
 	int (*open)(struct ps_token *tok);
 	int (*list_keys)(struct ps_token *tok, const struct ps_token_key **keys,
 	    size_t *count);
+	/* Optional (may be NULL): called right before asking for the secret
+	 * for `key`. PS_ERR_PIN_LOCKED (user already told) when asking is
+	 * pointless: the PIN is blocked or too few tries are left to risk
+	 * one. unlock() checks again; this only spares the user a prompt. */
+	int (*check_ready)(struct ps_token *tok, const struct ps_token_key *key);
 	/* The question to ask for the secret (e.g. "PIN for card ...: "). */
 	const char *(*secret_prompt)(struct ps_token *tok);
 	/* Unlock with a PIN/password. `key` is the key about to be used

@@ -612,6 +612,37 @@ tell_if_gone(struct piv_impl *pi, const struct ps_token_params *tp)
 }
 
 /*
+ * Before the PIN prompt: is there any point asking? One APDU when the
+ * card still has the PIV application selected from open(), which it has
+ * unless another program got in between; then select and ask again.
+ */
+static int
+piv_check_ready(struct ps_token *tok, const struct ps_token_key *key)
+{
+	const struct ps_token_params *tp = &tok->params;
+	struct piv_impl *pi = tok->impl;
+	int r, tries = -1;
+
+	if (pi == NULL || pi->pcsc == NULL || key == NULL ||
+	    key_index(pi, key) < 0)
+		return PS_ERR_INTERNAL;
+	if ((r = ps_pcsc_begin(pi->pcsc)) != PS_OK)
+		goto out_gone;
+	r = pin_tries(pi, tp->log, &tries);
+	if (r == PS_ERR_TOKEN && select_piv(pi->pcsc, tp->log) == PS_OK)
+		r = pin_tries(pi, tp->log, &tries);
+	ps_pcsc_end(pi->pcsc);
+	if (r == PS_ERR_PIN_LOCKED)
+		return check_tries(tp, 0);
+	if (r != PS_OK)
+		goto out_gone;
+	return check_tries(tp, tries);
+ out_gone:
+	tell_if_gone(pi, tp);
+	return r;
+}
+
+/*
  * Every slot, 9E included, is unlocked with the PIN: 9E needs none on
  * the card, but a login must be card AND PIN, never the card alone.
  * The transaction begun here lasts until sign() (or close) ends it.
@@ -767,6 +798,7 @@ const struct ps_token_ops ps_token_piv_ops = {
 	.lists_without_secret = true,
 	.open = piv_open,
 	.list_keys = piv_list_keys,
+	.check_ready = piv_check_ready,
 	.secret_prompt = piv_secret_prompt,
 	.unlock = piv_unlock,
 	.sign = piv_sign,
