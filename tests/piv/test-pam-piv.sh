@@ -212,6 +212,7 @@ drive ps-piv pivp256 "$PIN"
 card_log "$port_a"
 expect "one try left: PAM_MAXTRIES" '^AUTH: PAM_MAXTRIES$'
 expect "one try left: the user is told why" '^ERROR: Only 1 PIN try left on your card: not trying\. Contact your administrator'
+expect_not "one try left: the PIN is not even asked for" '^PROMPT:'
 check "one try left: no VERIFY with a PIN reached the card" [ "$(pins_sent "$port_a")" = 0 ]
 check "one try left: the last try is still there" [ "$(retries "$port_a")" = 1 ]
 drive ps-piv-last pivp256 "$PIN"
@@ -223,6 +224,7 @@ drive ps-piv pivp384 "$PIN"
 card_log "$port_a"
 expect "blocked PIN: PAM_MAXTRIES" '^AUTH: PAM_MAXTRIES$'
 expect "blocked PIN: the user is told" '^ERROR: The PIN of your card is blocked\. Contact your administrator'
+expect_not "blocked PIN: the PIN is not even asked for" '^PROMPT:'
 check "blocked PIN: no VERIFY with a PIN sent" [ "$(pins_sent "$port_a")" = 0 ]
 eject "$port_a"
 
