@@ -428,6 +428,10 @@ unlock_again(const struct ps_conv *conv, struct ps_token *tok,
 
 	if (!tok->ops->lists_without_secret)
 		return PS_OK;
+	/* a blocked PIN, or too few tries left: do not even ask */
+	if (tok->ops->check_ready != NULL &&
+	    (r = tok->ops->check_ready(tok, key)) != PS_OK)
+		return r;
 	if (ps_cert_validity(cert, NULL, &na) != PS_OK)
 		na = 0;
 	ps_format_date((long long)na, date);

@@ -1390,6 +1390,9 @@ self_unlock(struct ctx *c, const struct invoker *who, struct ps_token *tok,
 	char *secret = NULL;
 	int r;
 
+	if (key != NULL && tok->ops->check_ready != NULL &&
+	    (r = tok->ops->check_ready(tok, key)) != PS_OK)
+		return r;
 	if ((r = self_secret(c, who, tok, &secret)) != PS_OK)
 		return r;
 	r = tok->ops->unlock(tok, key, secret);
