@@ -19,6 +19,7 @@
 
 #include "auth.h"
 #include "challenge.h"
+#include "lifecycle.h"
 #include "policy.h"
 #include "ps_status.h"
 #include "registry.h"
@@ -347,6 +348,9 @@ authenticate_local(const struct ps_config *cfg, const struct ps_log *log,
 		result->not_after = 0;
 	ps_log_info(log, "user %s authenticated with key %.16s (%s)",
 	    req->user, result->fingerprint, key->label);
+	/* auto_renew: a renewed key on the same token; never changes r */
+	ps_auto_renew(cfg, log, conv, req->user, req->service, tok,
+	    &list.entries[entry], now);
 	r = PS_OK;
  out:
 	ps_token_close(tok);
