@@ -608,13 +608,12 @@ parse_sha_hex(const char *s, unsigned char out[32])
 
 	if (!ps_hex_valid(s, 64))
 		return -1;
-	for (i = 0; i < 32; i++) {
-		unsigned hi = (unsigned)(s[2 * i] <= '9' ? s[2 * i] - '0' :
-		    s[2 * i] - 'a' + 10);
-		unsigned lo = (unsigned)(s[2 * i + 1] <= '9' ? s[2 * i + 1] - '0' :
-		    s[2 * i + 1] - 'a' + 10);
+	for (i = 0; i < 64; i++) {
+		unsigned v = (unsigned)(s[i] <= '9' ? s[i] - '0' :
+		    s[i] - 'a' + 10);
 
-		out[i] = (unsigned char)(hi << 4 | lo);
+		out[i / 2] = (unsigned char)(i % 2 == 0 ? v << 4 :
+		    (out[i / 2] | v));
 	}
 	return 0;
 }
@@ -628,7 +627,8 @@ index_name_ok(const char *s)
 	if (len < 10 || len >= IX_FILE_NAME_LEN || s[8] != '.')
 		return false;
 	for (i = 0; i < 8; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+		if (!((s[i] >= '0' && s[i] <= '9') ||
+		    (s[i] >= 'a' && s[i] <= 'f')))
 			return false;
 	for (i = 9; i < len; i++)
 		if (s[i] < '0' || s[i] > '9')
@@ -748,7 +748,8 @@ read_manifest(const struct ps_log *log, const char *dir,
 	*out = NULL;
 	*count = 0;
 	ixdir = ps_strdup_printf("%s/%s", dir, PS_CRL_INDEX_DIR);
-	path = ps_strdup_printf("%s/%s/%s", dir, PS_CRL_INDEX_DIR, MANIFEST_FILE);
+	path = ps_strdup_printf("%s/%s/%s", dir, PS_CRL_INDEX_DIR,
+	    MANIFEST_FILE);
 	if (ixdir == NULL || path == NULL) {
 		r = PS_ERR_NOMEM;
 		goto out;
@@ -1431,16 +1432,16 @@ entries_extract(X509_CRL *crl, struct crl_item *it, const char **why)
 		if ((r = entry_check_exts(rev, why)) != PS_OK ||
 		    (r = entry_reason(rev, why, &reason)) != PS_OK)
 			goto out;
-		if (asn1_time_ll(X509_REVOKED_get0_revocationDate(rev), &when) !=
-		    PS_OK) {
+		if (asn1_time_ll(X509_REVOKED_get0_revocationDate(rev),
+		    &when) != PS_OK) {
 			*why = "unreadable revocationDate";
 			r = PS_ERR_INVALID;
 			goto out;
 		}
 		if (reason == 8)	/* removeFromCRL: not revoked */
 			continue;
-		if (serial_key(X509_REVOKED_get0_serialNumber(rev), bn, md, e) !=
-		    PS_OK) {
+		if (serial_key(X509_REVOKED_get0_serialNumber(rev), bn, md,
+		    e) != PS_OK) {
 			*why = "unreadable or oversized serial number";
 			r = PS_ERR_INVALID;
 			goto out;
@@ -1540,7 +1541,8 @@ item_load(struct update *u, int dfd, const char *name, struct crl_item *it)
 	trusted_rules(&rules, PS_CRL_FILE_MAX);
 	/* the signature recorded is the one of what we read */
 	if (fstatat(dfd, name, &st, 0) != 0) {
-		ps_log_err(u->log, "%s: cannot stat: %s", path, strerror(errno));
+		ps_log_err(u->log, "%s: cannot stat: %s", path,
+		    strerror(errno));
 		r = PS_ERR_IO;
 		goto out;
 	}
@@ -1887,14 +1889,16 @@ update_lock(struct update *u, int *fdp)
 	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY,
 	    0600);
 	if (fd < 0) {
-		ps_log_err(u->log, "%s: cannot open: %s", path, strerror(errno));
+		ps_log_err(u->log, "%s: cannot open: %s", path,
+		    strerror(errno));
 		free(path);
 		return PS_ERR_IO;
 	}
 	while (flock(fd, LOCK_EX) != 0) {
 		if (errno == EINTR)
 			continue;
-		ps_log_err(u->log, "%s: cannot lock: %s", path, strerror(errno));
+		ps_log_err(u->log, "%s: cannot lock: %s", path,
+		    strerror(errno));
 		close(fd);
 		free(path);
 		return PS_ERR_IO;

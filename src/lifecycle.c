@@ -218,7 +218,8 @@ ps_renewal_find_old(const struct ps_reg_list *list,
 		}
 	}
 	if (want_fp != NULL) {
-		snprintf(why, whylen, "no usable registered key %.16s", want_fp);
+		snprintf(why, whylen, "no usable registered key %.16s",
+		    want_fp);
 		return PS_ERR_NOT_FOUND;
 	}
 	for (i = 0; i < list->count; i++) {
@@ -511,8 +512,8 @@ ps_auto_renew(const struct ps_config *cfg, const struct ps_log *log,
 	if (ps_cert_fingerprint(key->cert, fp) != PS_OK)
 		return;
 	if (known_key(cfg, log, user, fp)) {
-		ps_log_debug(log, "auto_renew: user %s: key %.16s on %s is known "
-		    "to the registry already", user, fp, key->label);
+		ps_log_debug(log, "auto_renew: user %s: key %.16s on %s is "
+		    "known to the registry already", user, fp, key->label);
 		return;
 	}
 	ps_log_info(log, "auto_renew: user %s: %s holds key %.16s renewing "

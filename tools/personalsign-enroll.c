@@ -961,7 +961,8 @@ replace_cert(struct ctx *c, char **args, enum ps_renew_kind kind,
 	}
 	held_flush_as_warnings();
 	if (!c->quiet)
-		print_replaced(done, user, cert, &list.entries[idx], retire_old);
+		print_replaced(done, user, cert, &list.entries[idx],
+		    retire_old);
 	rc = EXIT_SUCCESS;
  out:
 	ps_reg_list_free(&list);
@@ -1121,11 +1122,12 @@ report_user(struct ps_registry *reg, const char *user, time_t limit,
 	if ((r = ps_registry_lookup_user(reg, user, &list)) != PS_OK)
 		return r;
 	for (i = 0; i < list.count && r == PS_OK; i++) {
-		if (list.entries[i].state != PS_KEY_ACTIVE ||
-		    ps_cert_validity(list.entries[i].cert, NULL, &na) != PS_OK ||
-		    na > limit)
+		const struct ps_reg_entry *e = &list.entries[i];
+
+		if (e->state != PS_KEY_ACTIVE ||
+		    ps_cert_validity(e->cert, NULL, &na) != PS_OK || na > limit)
 			continue;
-		r = report_add(rep, user, &list.entries[i], na);
+		r = report_add(rep, user, e, na);
 	}
 	ps_reg_list_free(&list);
 	return r;
@@ -1243,7 +1245,8 @@ cmd_crl_update(struct ctx *c, char **args)
 
 	(void)args;
 	if (c->cfg.crl_dir == NULL)
-		return fail(PS_OK, "crl-update: no crl_dir in the configuration");
+		return fail(PS_OK, "crl-update: no crl_dir in the "
+		    "configuration");
 	if (c->cfg.ca_file == NULL && c->cfg.ca_dir == NULL)
 		return fail(PS_OK, "crl-update: CRLs are verified with the CAs "
 		    "of ca_file or ca_dir, and neither is configured");
@@ -1304,9 +1307,10 @@ find_invoker(struct invoker *who)
 	if (suid != NULL) {
 		errno = 0;
 		uid = strtoul(suid, &end, 10);
-		if (errno != 0 || *end != '\0' || uid != (unsigned long)pw.pw_uid)
-			return fail(PS_OK, "self-renew: SUDO_UID does not match "
-			    "%s", name);
+		if (errno != 0 || *end != '\0' ||
+		    uid != (unsigned long)pw.pw_uid)
+			return fail(PS_OK, "self-renew: SUDO_UID does not "
+			    "match %s", name);
 	}
 	snprintf(who->name, sizeof(who->name), "%s", name);
 	who->uid = pw.pw_uid;
@@ -1567,7 +1571,8 @@ self_prove_new(struct ctx *c, struct self_state *s, const char *file)
 	if (same) {
 		s->new_tok = s->old_tok;
 	} else if (c->from_card) {
-		r = self_token(c, &s->who, PS_BACKEND_PIV, &c->cfg, &s->new_tok);
+		r = self_token(c, &s->who, PS_BACKEND_PIV, &c->cfg,
+		    &s->new_tok);
 		if (r != PS_OK)
 			return fail(r, "self-renew: no card");
 	} else {
@@ -1621,8 +1626,8 @@ self_begin(struct ctx *c, struct self_state *s, char **args)
 		return fail(PS_OK, "self-renew: registry %s does not exist",
 		    c->registry);
 	c->verb = "renew";
-	if ((rc = lifecycle_policy(c, s->who.name, &s->policy, &s->mode)) != 0 ||
-	    (rc = open_registry(c, true, &s->reg)) != 0)
+	if ((rc = lifecycle_policy(c, s->who.name, &s->policy,
+	    &s->mode)) != 0 || (rc = open_registry(c, true, &s->reg)) != 0)
 		return rc;
 	r = ps_registry_lookup_user(s->reg, s->who.name, &s->list);
 	if (r != PS_OK)
