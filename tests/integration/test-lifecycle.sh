@@ -8,8 +8,9 @@
 # replaced key stops at once; a certificate revoked by CRL is refused at
 # login, also when the CRL was dropped in without crl-update; self-renew
 # through "sudo" (SUDO_USER/SUDO_UID, allow_self_renew) and its refusals;
-# and auto_renew at login with a virtual PIV card holding the registered
-# key and a renewed one (skipped without root, pcscd or vpcd).
+# and, with a virtual PIV card holding the registered key and a renewed
+# one, auto_renew at login and self-renew --from-card (skipped without
+# root, pcscd or vpcd).
 #
 # Run by automake (abs_top_srcdir, abs_top_builddir, PS_FIXTURES). Prints
 # "N passed, N failed".
@@ -26,7 +27,7 @@ FP_ALICE2=$(fp "$FX/alice2.crt")
 FP_ALICE3=$(fp "$FX/alice3.crt")
 
 make_world
-for u in alice rose srenew cardy; do add_user "$u"; done
+for u in alice rose srenew cardy cardsr; do add_user "$u"; done
 keystore() { # USER FIXTURE: put FIXTURE.pfx in USER's home
 	cp "$FX/$2.pfx" "$W/home/$1/.personalsign/keystore.pfx"
 	chmod 600 "$W/home/$1/.personalsign/keystore.pfx"
@@ -214,5 +215,28 @@ if grep -q "actor=cardy action=enroll user=cardy key=$FP_ALICE2 reason=auto_rene
 run_pam ps-card cardy "$PIN"
 expect "next login: no second PIN prompt" '^AUTH: PAM_SUCCESS$'
 expect_not "next login: nothing to register" 'renewed PersonalSign certificate'
+
+# self-renew --from-card: both keys on the same card, the PIN from a file
+REG4=$W/reg4
+printf 'registry = %s\nca_file = %s\nallow_self_renew = yes\nbackend = piv\npcsc_socket = %s\n' \
+    "$REG4" "$FX/chain.pem" "$PCSCLITE_CSOCK_NAME" > "$W/cardself.conf"
+chmod 644 "$W/cardself.conf"
+"$ENROLL" --config "$W/cardself.conf" -q enroll cardsr "$FX/alice.crt"
+printf '%s\n' "$PIN" > "$W/pin"
+chmod 600 "$W/pin"
+OUT=$(SUDO_USER=cardy SUDO_UID=$MYUID LD_PRELOAD=libnss_wrapper.so timeout 30 \
+    "$ENROLL" --config "$W/cardself.conf" --password-file "$W/pin" \
+    self-renew --from-card 2>&1) && rc=0 || rc=$?
+expect "self-renew --from-card: only the user's own registration" \
+    'cardy has no registered key'
+OUT=$(SUDO_USER=cardsr SUDO_UID=$MYUID LD_PRELOAD=libnss_wrapper.so timeout 30 \
+    "$ENROLL" --config "$W/cardself.conf" --password-file "$W/pin" \
+    self-renew --from-card 2>&1) && rc=0 || rc=$?
+if [ "$rc" -eq 0 ] && "$ENROLL" --config "$W/cardself.conf" list cardsr |
+    grep -q "^cardsr $FP_ALICE2 active"; then
+	ok "self-renew --from-card registers the card's renewed key"
+else
+	not_ok "self-renew --from-card registers the card's renewed key (exit $rc)"
+fi
 
 finish
