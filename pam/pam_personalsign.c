@@ -214,7 +214,7 @@ pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv)
 	struct ps_account_result result;
 	const void *data = NULL;
 	const char *user = NULL, *fp = NULL;
-	char date[11], msg[160];
+	char date[11], msg[400];
 	int r, status;
 
 	r = module_begin(pamh, flags, argc, argv, &ctx, &log, &cfg, &user);
@@ -238,8 +238,10 @@ pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv)
 	case PS_ERR_EXPIRED:
 		pam_syslog(pamh, LOG_NOTICE, "account %s: every registered "
 		    "certificate has expired", user);
-		conv_error(&ctx, "Your PersonalSign certificate has expired. "
-		    "Please contact your administrator.");
+		snprintf(msg, sizeof(msg), "Your PersonalSign certificate %s. "
+		    "Please contact your administrator.", result.why[0] ?
+		    result.why : "has expired");
+		conv_error(&ctx, msg);
 		r = PAM_ACCT_EXPIRED;
 		break;
 	case PS_ERR_NOT_FOUND:
@@ -249,6 +251,12 @@ pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv)
 		r = PAM_USER_UNKNOWN;
 		break;
 	case PS_ERR_POLICY:
+		pam_syslog(pamh, LOG_NOTICE, "account %s: no registered "
+		    "certificate passes policy: %s", user, result.why);
+		snprintf(msg, sizeof(msg), "Your PersonalSign certificate is "
+		    "not accepted: %s. Please contact your administrator.",
+		    result.why[0] ? result.why : "refused by policy");
+		conv_error(&ctx, msg);
 		r = PAM_PERM_DENIED;
 		break;
 	case PS_ERR_NOMEM:

@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <pwd.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -84,6 +85,8 @@ filter_by_policy(const struct ps_log *log, const struct ps_policy *policy,
 		struct ps_reg_entry *e = &list->entries[i];
 
 		r = ps_policy_check(policy, e->cert, now, why, sizeof(why));
+		if (r != PS_OK && result->why[0] == '\0')
+			snprintf(result->why, sizeof(result->why), "%s", why);
 		if (r == PS_OK) {
 			if (kept != i) {
 				struct ps_reg_entry tmp = list->entries[kept];
@@ -305,7 +308,9 @@ authenticate_local(const struct ps_config *cfg, const struct ps_log *log,
 	params.home = ui.home;
 	rk.list = &list;
 	rk.usable = usable;
-	params.want_key = want_registered_key;
+	/* With auto_renew the token must show every key it holds, the
+	 * renewed one included, not stop at the first registered one. */
+	params.want_key = cfg->auto_renew ? NULL : want_registered_key;
 	params.want_key_arg = &rk;
 	if ((r = ps_token_open(cfg->backend, &params, &tok)) != PS_OK)
 		goto out;
@@ -483,6 +488,8 @@ ps_account_check(const struct ps_config *cfg, const struct ps_log *log,
 			continue;
 		found = true;
 		r = ps_policy_check(policy, e->cert, now, why, sizeof(why));
+		if (r != PS_OK && result->why[0] == '\0')
+			snprintf(result->why, sizeof(result->why), "%s", why);
 		if (r != PS_OK) {
 			if (r == PS_ERR_EXPIRED)
 				any_expired = true;
@@ -507,6 +514,8 @@ ps_account_check(const struct ps_config *cfg, const struct ps_log *log,
 		r = any_expired ? PS_ERR_EXPIRED : PS_ERR_POLICY;
 	} else {
 		long long secs = (long long)result->not_after - (long long)now;
+
+		result->why[0] = '\0';
 
 		result->days_left = secs > 0 ? (int)(secs / 86400) : 0;
 		r = PS_OK;

@@ -80,6 +80,9 @@ struct ps_account_result {
 	time_t not_after;	/* of the best (latest-expiring) certificate */
 	int days_left;		/* whole days until not_after, >= 0 */
 	char fingerprint[PS_FP_HEX_LEN + 1];
+	/* on a refusal: why, for the user ("expired on 2026-01-31",
+	 * "revoked on ...", "issuer not trusted: ..."); "" otherwise */
+	char why[256];
 };
 
 /*

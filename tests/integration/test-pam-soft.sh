@@ -87,6 +87,7 @@ expect "keystore mismatch: user is told" 'does not hold the key registered'
 run_pam --acct ps erin "$PASSWORD"
 expect "expired registered certificate: auth fails" '^AUTH: PAM_AUTH_ERR$'
 expect "expired registered certificate: PAM_ACCT_EXPIRED" '^ACCT: PAM_ACCT_EXPIRED$'
+expect "expired: the user is told since when" '^ERROR: Your PersonalSign certificate expired on 2021-01-01\. Please contact'
 expect_not "expired: no secret asked" '^PROMPT:'
 run_pam --acct ps gina "$PASSWORD"
 expect "gina expires in 30 days: authenticates" '^AUTH: PAM_SUCCESS$'

@@ -241,6 +241,7 @@ START_TEST(account)
 	ck_assert_int_eq(ps_account_check(&cfg, &tu_log, me, NULL, 0, &acct),
 	    PS_OK);
 	ck_assert(acct.days_left == 29 || acct.days_left == 30);
+	ck_assert_str_eq(acct.why, "");
 	x = tu_load_cert("gina.crt");
 	ck_assert_int_eq(ps_cert_fingerprint(x, fp), PS_OK);
 	X509_free(x);
@@ -253,6 +254,7 @@ START_TEST(account)
 	/* thirty-one days later it has expired */
 	ck_assert_int_eq(ps_account_check(&cfg, &tu_log, me, NULL,
 	    time(NULL) + 31 * 86400, &acct), PS_ERR_EXPIRED);
+	ck_assert_ptr_nonnull(strstr(acct.why, "expired on "));
 	ck_assert_int_eq(ps_account_check(&cfg, &tu_log, "../etc", NULL, 0,
 	    &acct), PS_ERR_INVALID);
 	setup_user(NULL, NULL);
