@@ -85,8 +85,6 @@ filter_by_policy(const struct ps_log *log, const struct ps_policy *policy,
 		struct ps_reg_entry *e = &list->entries[i];
 
 		r = ps_policy_check(policy, e->cert, now, why, sizeof(why));
-		if (r != PS_OK && result->why[0] == '\0')
-			snprintf(result->why, sizeof(result->why), "%s", why);
 		if (r == PS_OK) {
 			if (kept != i) {
 				struct ps_reg_entry tmp = list->entries[kept];
@@ -488,6 +486,8 @@ ps_account_check(const struct ps_config *cfg, const struct ps_log *log,
 			continue;
 		found = true;
 		r = ps_policy_check(policy, e->cert, now, why, sizeof(why));
+		if (r != PS_OK && result->why[0] == '\0')
+			snprintf(result->why, sizeof(result->why), "%s", why);
 		if (r != PS_OK && result->why[0] == '\0')
 			snprintf(result->why, sizeof(result->why), "%s", why);
 		if (r != PS_OK) {
