@@ -488,8 +488,6 @@ ps_account_check(const struct ps_config *cfg, const struct ps_log *log,
 		r = ps_policy_check(policy, e->cert, now, why, sizeof(why));
 		if (r != PS_OK && result->why[0] == '\0')
 			snprintf(result->why, sizeof(result->why), "%s", why);
-		if (r != PS_OK && result->why[0] == '\0')
-			snprintf(result->why, sizeof(result->why), "%s", why);
 		if (r != PS_OK) {
 			if (r == PS_ERR_EXPIRED)
 				any_expired = true;
