@@ -16,7 +16,8 @@
 
 #define PS_CONFIG_FILE_MAX (64 * 1024)
 
-enum opt_type { OPT_BOOL, OPT_INT, OPT_STRING, OPT_PATH, OPT_ENUM };
+/* OPT_CHOICE: a string that must be one of `values` (kept as a string). */
+enum opt_type { OPT_BOOL, OPT_INT, OPT_STRING, OPT_PATH, OPT_ENUM, OPT_CHOICE };
 
 struct opt_enum_value {
 	const char *name;
@@ -38,6 +39,9 @@ static const struct opt_enum_value backend_values[] = {
 static const struct opt_enum_value mode_values[] = {
 	{ "local", PS_MODE_LOCAL }, { "remote", PS_MODE_REMOTE },
 	{ "sshauth", PS_MODE_SSHAUTH }, { "auto", PS_MODE_AUTO }, { NULL, 0 },
+};
+static const struct opt_enum_value identity_values[] = {
+	{ "email", 0 }, { "subject", 0 }, { NULL, 0 },
 };
 static const struct opt_enum_value crl_values[] = {
 	{ "off", PS_CRL_OFF }, { "ifpresent", PS_CRL_IFPRESENT },
@@ -66,7 +70,7 @@ static const struct opt options[] = {
 	{ "cert_policy", OPT_STRING, O(cert_policy), 0, 0, NULL },
 	{ "clock_skew", OPT_INT, O(clock_skew), 0, 86400, NULL },
 	{ "eku", OPT_STRING, O(eku), 0, 0, NULL },
-	{ "identity", OPT_STRING, O(identity), 0, 0, NULL },
+	{ "identity", OPT_CHOICE, O(identity), 0, 0, identity_values },
 	{ "mode", OPT_ENUM, O(mode), 0, 0, mode_values },
 	{ "allow_remote_token", OPT_BOOL, O(allow_remote_token), 0, 0, NULL },
 	{ "challenge_lifetime", OPT_INT, O(challenge_lifetime), 10, 3600, NULL },
@@ -136,7 +140,8 @@ ps_config_free(struct ps_config *cfg)
 		return;
 	for (i = 0; i < sizeof(options) / sizeof(options[0]); i++) {
 		if (options[i].type == OPT_STRING ||
-		    options[i].type == OPT_PATH) {
+		    options[i].type == OPT_PATH ||
+		    options[i].type == OPT_CHOICE) {
 			char **field = (char **)((char *)cfg + options[i].offset);
 
 			free(*field);
@@ -216,6 +221,17 @@ ps_config_set(struct ps_config *cfg, const char *key, const char *value,
 		/* FALLTHROUGH */
 	case OPT_STRING:
 		if (value[0] == '\0')
+			goto bad;
+		if (set_string(field, value) != PS_OK) {
+			snprintf(err, errlen, "out of memory");
+			return PS_ERR_NOMEM;
+		}
+		return PS_OK;
+	case OPT_CHOICE:
+		for (i = 0; o->values[i].name != NULL; i++)
+			if (strcmp(o->values[i].name, value) == 0)
+				break;
+		if (o->values[i].name == NULL)
 			goto bad;
 		if (set_string(field, value) != PS_OK) {
 			snprintf(err, errlen, "out of memory");

@@ -69,6 +69,12 @@ START_TEST(set_values)
 	ck_assert_ptr_nonnull(strstr(err, "not an absolute path"));
 	ck_assert_int_eq(ps_config_set(&cfg, "debug", "maybe", err,
 	    sizeof(err)), PS_ERR_INVALID);
+	ck_assert_int_eq(ps_config_set(&cfg, "identity", "subject", err,
+	    sizeof(err)), PS_OK);
+	ck_assert_str_eq(cfg.identity, "subject");
+	ck_assert_int_eq(ps_config_set(&cfg, "identity", "emial", err,
+	    sizeof(err)), PS_ERR_INVALID);
+	ck_assert_str_eq(cfg.identity, "subject");
 	/* refused values left the earlier ones alone */
 	ck_assert_int_eq(cfg.expiry_warn_days, 30);
 	ck_assert_str_eq(cfg.registry_dir, "/srv/reg");
