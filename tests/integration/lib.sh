@@ -33,6 +33,9 @@ make_world() {
 	: > "$W/group"
 	echo "users:x:$MYGID:" >> "$W/group"
 	export NSS_WRAPPER_PASSWD="$W/passwd" NSS_WRAPPER_GROUP="$W/group"
+	# nss_wrapper dlopen()s with RTLD_DEEPBIND unless told not to, which
+	# AddressSanitizer refuses (sanitizer build)
+	export NSS_WRAPPER_DISABLE_DEEPBIND=1
 }
 
 # add_user NAME [UID]: a passwd entry with a home holding the user's
