@@ -293,7 +293,8 @@ authenticate_local(const struct ps_config *cfg, const struct ps_log *log,
 		 * no one to open it as. */
 		ps_log_err(log, "user %s is registered but has no account on "
 		    "this system", req->user);
-		r = PS_ERR_NOT_FOUND;
+		/* not NOT_FOUND: nouserok must not turn this into IGNORE */
+		r = PS_ERR_INVALID;
 		goto out;
 	}
 	memset(&params, 0, sizeof(params));

@@ -265,7 +265,7 @@ root_check(struct ps_registry *reg)
 
 	if (lstat(root, &st) != 0) {
 		if (errno == ENOENT) {
-			ps_log_warn(reg->log, "registry %s does not exist",
+			ps_log_err(reg->log, "registry %s does not exist",
 			    root);
 			return PS_ERR_NOT_FOUND;
 		}
@@ -1494,8 +1494,11 @@ file_lookup_user(struct ps_registry *reg, const char *user,
 	out->count = 0;
 	if (!user_valid(reg->log, user))
 		return PS_ERR_INVALID;
+	/* A missing registry is a broken setup, not "this user has no
+	 * key": with nouserok the latter lets other modules decide, and a
+	 * typo in registry= must not switch the module off for everyone. */
 	if ((r = root_check(reg)) != PS_OK)
-		return r;
+		return r == PS_ERR_NOT_FOUND ? PS_ERR_IO : r;
 	if ((udir = user_dir(reg, user)) == NULL)
 		return PS_ERR_NOMEM;
 	if ((r = dir_check(reg->log, udir)) != PS_OK) {

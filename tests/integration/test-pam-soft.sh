@@ -113,6 +113,14 @@ expect_not "remote session: no password asked" '^PROMPT:'
 # --- broken setups fail closed
 run_pam ps-bad alice "$PASSWORD"
 expect "unknown module option: PAM_SERVICE_ERR" '^AUTH: PAM_SERVICE_ERR$'
+cat > "$W/pam.d/ps-noreg" <<EOS
+auth [success=done ignore=ignore default=die] $MODULE registry=$W/no-such-registry nouserok
+auth optional pam_echo.so module-returned-PAM_IGNORE
+auth required pam_permit.so
+EOS
+run_pam ps-noreg alice "$PASSWORD"
+expect "missing registry (typo in registry=): PAM_AUTHINFO_UNAVAIL" '^AUTH: PAM_AUTHINFO_UNAVAIL$'
+expect_not "missing registry: never an IGNORE, even with nouserok" 'module-returned-PAM_IGNORE'
 
 cp "$PS_FIXTURES/truncated.pfx" "$W/home/bob/.personalsign/keystore.pfx"
 run_pam ps bob "$PASSWORD"

@@ -341,8 +341,9 @@ START_TEST(test_open_backends)
 	cfg.registry_backend = (char *)"file";
 	ck_assert_int_eq(ps_registry_open(&cfg, &tu_log, &reg), PS_OK);
 	ck_assert_str_eq(reg->ops->name, "file");
+	/* a missing registry is an error, not "alice has no key" */
 	ck_assert_int_eq(ps_registry_lookup_user(reg, "alice", &list),
-	    PS_ERR_NOT_FOUND);
+	    PS_ERR_IO);
 	ck_assert(tu_log_contains("does not exist"));
 	ck_assert(!exists(root));
 	ck_assert_int_eq(add_cert(reg, "alice", "alice.crt"), PS_ERR_INVALID);
