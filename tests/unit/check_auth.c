@@ -268,8 +268,6 @@ main(void)
 {
 	Suite *s = suite_create("auth");
 	TCase *tc = tcase_create("auth");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
@@ -279,9 +277,5 @@ main(void)
 	tcase_add_test(tc, first_pass);
 	tcase_add_test(tc, account);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return tu_run(s);
 }

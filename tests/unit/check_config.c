@@ -197,8 +197,6 @@ main(void)
 {
 	Suite *s = suite_create("config");
 	TCase *tc = tcase_create("config");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, defaults);
 	tcase_add_test(tc, set_values);
@@ -206,9 +204,5 @@ main(void)
 	tcase_add_test(tc, parse_text);
 	tcase_add_test(tc, names);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return tu_run(s);
 }

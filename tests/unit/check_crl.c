@@ -34,29 +34,12 @@
 /* ------------------------------------------------------------ helpers */
 
 static void
-cfg_set(struct ps_config *cfg, const char *key, const char *value)
-{
-	char err[256];
-
-	ck_assert_msg(ps_config_set(cfg, key, value, err, sizeof(err)) == PS_OK,
-	    "%s=%s: %s", key, value, err);
-}
-
-static void
 copy_fixture(const char *name, const char *dir, const char *as)
 {
-	char *from = tu_fixture(name), to[1024];
-	FILE *in = fopen(from, "rb");
-	unsigned char buf[65536];
-	size_t n;
+	char to[1024];
 
-	ck_assert_ptr_nonnull(in);
-	n = fread(buf, 1, sizeof(buf), in);
-	ck_assert(n < sizeof(buf));
-	fclose(in);
 	snprintf(to, sizeof(to), "%s/%s", dir, as != NULL ? as : name);
-	tu_write_file(to, buf, n, 0644);
-	free(from);
+	tu_copy_fixture(name, to);
 }
 
 /* A policy with ca_file=fixture CA, crl_dir=dir and crl=mode. */
@@ -64,19 +47,15 @@ static struct ps_policy *
 crl_policy(const char *ca, const char *dir, const char *mode)
 {
 	struct ps_config cfg;
-	struct ps_policy *p = NULL;
+	struct ps_policy *p;
 	char *path = tu_fixture(ca);
-	int r;
 
 	ck_assert_int_eq(ps_config_init(&cfg), PS_OK);
-	cfg_set(&cfg, "ca_file", path);
-	cfg_set(&cfg, "crl_dir", dir);
+	tu_cfg_set(&cfg, "ca_file", path);
+	tu_cfg_set(&cfg, "crl_dir", dir);
 	if (mode != NULL)
-		cfg_set(&cfg, "crl", mode);
-	tu_log_reset();
-	r = ps_policy_new(&cfg, &tu_log, &p);
-	ck_assert_msg(r == PS_OK, "ps_policy_new: %s; log: %s",
-	    ps_status_str(r), tu_log_text());
+		tu_cfg_set(&cfg, "crl", mode);
+	p = tu_policy_new(&cfg);
 	ps_config_free(&cfg);
 	free(path);
 	return p;
@@ -635,8 +614,8 @@ START_TEST(test_untrusted_crl_dir)
 
 	ck_assert_int_eq(chmod(dir, 0777), 0);
 	ck_assert_int_eq(ps_config_init(&cfg), PS_OK);
-	cfg_set(&cfg, "ca_file", ca);
-	cfg_set(&cfg, "crl_dir", dir);
+	tu_cfg_set(&cfg, "ca_file", ca);
+	tu_cfg_set(&cfg, "crl_dir", dir);
 	tu_log_reset();
 	ck_assert_int_eq(ps_policy_new(&cfg, &tu_log, &p), PS_ERR_UNSAFE);
 	ck_assert(tu_log_contains("writable by group or others"));
@@ -689,11 +668,5 @@ crl_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(crl_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return tu_run(crl_suite());
 }

@@ -50,23 +50,14 @@ teardown(void)
 }
 
 static void
-cfg_set(struct ps_config *cfg, const char *key, const char *value)
-{
-	char err[256];
-
-	ck_assert_msg(ps_config_set(cfg, key, value, err, sizeof(err)) == PS_OK,
-	    "%s=%s: %s", key, value, err);
-}
-
-static void
 cfg_make(struct ps_config *cfg)
 {
 	char *ca = tu_fixture("ca.crt");
 
 	ck_assert_int_eq(ps_config_init(cfg), PS_OK);
-	cfg_set(cfg, "ca_file", ca);
-	cfg_set(cfg, "registry", regdir);
-	cfg_set(cfg, "auto_renew", NULL);
+	tu_cfg_set(cfg, "ca_file", ca);
+	tu_cfg_set(cfg, "registry", regdir);
+	tu_cfg_set(cfg, "auto_renew", NULL);
 	free(ca);
 }
 
@@ -74,10 +65,10 @@ static struct ps_policy *
 policy_make(void)
 {
 	struct ps_config cfg;
-	struct ps_policy *p = NULL;
+	struct ps_policy *p;
 
 	cfg_make(&cfg);
-	ck_assert_int_eq(ps_policy_new(&cfg, &tu_log, &p), PS_OK);
+	p = tu_policy_new(&cfg);
 	ps_config_free(&cfg);
 	return p;
 }
@@ -85,11 +76,7 @@ policy_make(void)
 static struct ps_registry *
 reg_open(void)
 {
-	struct ps_registry *reg = NULL;
-
-	ck_assert_int_eq(ps_registry_file_open(regdir, &tu_log, true, &reg),
-	    PS_OK);
-	return reg;
+	return tu_registry_open(regdir, true);
 }
 
 static void
@@ -101,15 +88,6 @@ reg_add(const char *user, const char *crt)
 	ck_assert_int_eq(ps_registry_add(reg, user, x, &why_test), PS_OK);
 	X509_free(x);
 	ps_registry_close(reg);
-}
-
-static void
-fp_of(const char *crt, char fp[PS_FP_HEX_LEN + 1])
-{
-	X509 *x = tu_load_cert(crt);
-
-	ck_assert_int_eq(ps_cert_fingerprint(x, fp), PS_OK);
-	X509_free(x);
 }
 
 /* State of fp for user, or -1 when not usable. */
@@ -336,7 +314,7 @@ entry_of(const char *user, const char *crt, struct ps_reg_list *list,
 	char fp[PS_FP_HEX_LEN + 1];
 	size_t i;
 
-	fp_of(crt, fp);
+	tu_fp_of(crt, fp);
 	*e = NULL;
 	ck_assert_int_eq(ps_registry_lookup_user(reg, user, list), PS_OK);
 	for (i = 0; i < list->count; i++)
@@ -356,7 +334,7 @@ auto_renew(const struct ps_token_ops *ops, struct fake *f, bool enabled)
 
 	cfg_make(&cfg);
 	if (!enabled)
-		cfg_set(&cfg, "auto_renew", "no");
+		tu_cfg_set(&cfg, "auto_renew", "no");
 	memset(&tok, 0, sizeof(tok));
 	tok.ops = ops;
 	tok.impl = f;
@@ -461,7 +439,7 @@ START_TEST(test_find_old)
 
 	reg_add("alice", "alice.crt");
 	reg_add("alice", "bob.crt");	/* a second person's key (odd, legal) */
-	fp_of("alice.crt", fa);
+	tu_fp_of("alice.crt", fa);
 	reg = reg_open();
 	ck_assert_int_eq(ps_registry_lookup_user(reg, "alice", &list), PS_OK);
 	ck_assert_int_eq(ps_renewal_find_old(&list, PS_IDENTITY_EMAIL, a2,
@@ -501,9 +479,9 @@ START_TEST(test_apply)
 	char fa[PS_FP_HEX_LEN + 1], fa2[PS_FP_HEX_LEN + 1];
 	char fa3[PS_FP_HEX_LEN + 1];
 
-	fp_of("alice.crt", fa);
-	fp_of("alice2.crt", fa2);
-	fp_of("alice3.crt", fa3);
+	tu_fp_of("alice.crt", fa);
+	tu_fp_of("alice2.crt", fa2);
+	tu_fp_of("alice3.crt", fa3);
 	reg_add("alice", "alice.crt");
 	reg = reg_open();
 	ck_assert_int_eq(ps_renewal_apply(reg, "alice", a2, fa, false,
@@ -562,8 +540,8 @@ START_TEST(test_auto_renew_keystore)
 	char fa[PS_FP_HEX_LEN + 1], fa2[PS_FP_HEX_LEN + 1];
 	struct fake f;
 
-	fp_of("alice.crt", fa);
-	fp_of("alice2.crt", fa2);
+	tu_fp_of("alice.crt", fa);
+	tu_fp_of("alice2.crt", fa2);
 	reg_add("alice", "alice.crt");
 	memset(&f, 0, sizeof(f));
 	fake_add(&f, "alice", NULL);
@@ -602,8 +580,8 @@ START_TEST(test_auto_renew_card)
 	char fa[PS_FP_HEX_LEN + 1], fa2[PS_FP_HEX_LEN + 1];
 	struct fake f;
 
-	fp_of("alice.crt", fa);
-	fp_of("alice2.crt", fa2);
+	tu_fp_of("alice.crt", fa);
+	tu_fp_of("alice2.crt", fa2);
 	reg_add("alice", "alice.crt");
 	memset(&f, 0, sizeof(f));
 	f.card = true;
@@ -632,8 +610,8 @@ START_TEST(test_auto_renew_refusals)
 	char fa2[PS_FP_HEX_LEN + 1], fimp[PS_FP_HEX_LEN + 1];
 	struct fake f;
 
-	fp_of("alice2.crt", fa2);
-	fp_of("imposter-alice.crt", fimp);
+	tu_fp_of("alice2.crt", fa2);
+	tu_fp_of("imposter-alice.crt", fimp);
 	reg_add("alice", "alice.crt");
 	memset(&f, 0, sizeof(f));
 	fake_add(&f, "alice", NULL);
@@ -703,11 +681,5 @@ lifecycle_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(lifecycle_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return tu_run(lifecycle_suite());
 }

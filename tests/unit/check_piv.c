@@ -1662,11 +1662,5 @@ piv_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(piv_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return tu_run(piv_suite());
 }

@@ -27,15 +27,6 @@
 
 /* ------------------------------------------------------------ helpers */
 
-static void
-cfg_set(struct ps_config *cfg, const char *key, const char *value)
-{
-	char err[256];
-
-	ck_assert_msg(ps_config_set(cfg, key, value, err, sizeof(err)) == PS_OK,
-	    "%s=%s: %s", key, value, err);
-}
-
 /* A configuration; ca_fixture names a fixture file for ca_file or NULL. */
 static void
 cfg_make(struct ps_config *cfg, const char *ca_fixture, const char *eku,
@@ -45,27 +36,23 @@ cfg_make(struct ps_config *cfg, const char *ca_fixture, const char *eku,
 	if (ca_fixture != NULL) {
 		char *path = tu_fixture(ca_fixture);
 
-		cfg_set(cfg, "ca_file", path);
+		tu_cfg_set(cfg, "ca_file", path);
 		free(path);
 	}
 	if (eku != NULL)
-		cfg_set(cfg, "eku", eku);
+		tu_cfg_set(cfg, "eku", eku);
 	if (skew != NULL)
-		cfg_set(cfg, "clock_skew", skew);
+		tu_cfg_set(cfg, "clock_skew", skew);
 }
 
 static struct ps_policy *
 policy_make(const char *ca_fixture, const char *eku, const char *skew)
 {
 	struct ps_config cfg;
-	struct ps_policy *p = NULL;
-	int r;
+	struct ps_policy *p;
 
 	cfg_make(&cfg, ca_fixture, eku, skew);
-	tu_log_reset();
-	r = ps_policy_new(&cfg, &tu_log, &p);
-	ck_assert_msg(r == PS_OK, "ps_policy_new: %s; log: %s",
-	    ps_status_str(r), tu_log_text());
+	p = tu_policy_new(&cfg);
 	ck_assert_ptr_nonnull(p);
 	ps_config_free(&cfg);
 	return p;
@@ -580,7 +567,7 @@ START_TEST(test_ca_file_bundle)
 	}
 	fclose(out);
 	ck_assert_int_eq(ps_config_init(&cfg), PS_OK);
-	cfg_set(&cfg, "ca_file", path);
+	tu_cfg_set(&cfg, "ca_file", path);
 	ck_assert_int_eq(ps_policy_new(&cfg, &tu_log, &p), PS_OK);
 	ps_config_free(&cfg);
 	/* everything is in memory now: the files may go */
@@ -594,21 +581,6 @@ START_TEST(test_ca_file_bundle)
 }
 END_TEST
 
-static void
-copy_fixture(const char *name, const char *to)
-{
-	char *from = tu_fixture(name);
-	FILE *in = fopen(from, "rb");
-	unsigned char buf[8192];
-	size_t n;
-
-	ck_assert_ptr_nonnull(in);
-	n = fread(buf, 1, sizeof(buf), in);
-	fclose(in);
-	tu_write_file(to, buf, n, 0644);
-	free(from);
-}
-
 START_TEST(test_ca_dir)
 {
 	char *dir = tu_mkdtemp(), path[512], link_to[512];
@@ -617,7 +589,7 @@ START_TEST(test_ca_dir)
 	time_t now = time(NULL);
 
 	snprintf(path, sizeof(path), "%s/root.pem", dir);
-	copy_fixture("ca.crt", path);
+	tu_copy_fixture("ca.crt", path);
 	snprintf(link_to, sizeof(link_to), "%s/abcd1234.0", dir);
 	ck_assert_int_eq(symlink(path, link_to), 0);
 	snprintf(path, sizeof(path), "%s/README", dir);
@@ -628,7 +600,7 @@ START_TEST(test_ca_dir)
 	ck_assert_int_eq(mkdir(path, 0755), 0);
 
 	ck_assert_int_eq(ps_config_init(&cfg), PS_OK);
-	cfg_set(&cfg, "ca_dir", dir);
+	tu_cfg_set(&cfg, "ca_dir", dir);
 	tu_log_reset();
 	ck_assert_int_eq(ps_policy_new(&cfg, &tu_log, &p), PS_OK);
 	ps_config_free(&cfg);
@@ -652,11 +624,11 @@ START_TEST(test_ca_file_and_dir)
 	struct ps_policy *p = NULL;
 
 	snprintf(path, sizeof(path), "%s/imposter.der", dir);
-	copy_fixture("imposter-ca.crt", path);
+	tu_copy_fixture("imposter-ca.crt", path);
 	ck_assert_int_eq(ps_config_init(&cfg), PS_OK);
 	ca = tu_fixture("ca.crt");
-	cfg_set(&cfg, "ca_file", ca);
-	cfg_set(&cfg, "ca_dir", dir);
+	tu_cfg_set(&cfg, "ca_file", ca);
+	tu_cfg_set(&cfg, "ca_dir", dir);
 	tu_log_reset();
 	ck_assert_int_eq(ps_policy_new(&cfg, &tu_log, &p), PS_OK);
 	expect_check(p, "alice.crt", time(NULL), PS_OK, NULL);
@@ -678,7 +650,7 @@ START_TEST(test_ca_config_errors)
 	/* a missing ca_file must never read as "not found" (nouserok) */
 	ck_assert_int_eq(ps_config_init(&cfg), PS_OK);
 	snprintf(path, sizeof(path), "%s/missing.pem", dir);
-	cfg_set(&cfg, "ca_file", path);
+	tu_cfg_set(&cfg, "ca_file", path);
 	tu_log_reset();
 	ck_assert_int_eq(ps_policy_new(&cfg, &tu_log, &p), PS_ERR_IO);
 	ck_assert_ptr_null(p);
@@ -689,7 +661,7 @@ START_TEST(test_ca_config_errors)
 	/* garbage, empty, a private key */
 	f = tu_fixture("garbage.bin");
 	ck_assert_int_eq(ps_config_init(&cfg), PS_OK);
-	cfg_set(&cfg, "ca_file", f);
+	tu_cfg_set(&cfg, "ca_file", f);
 	tu_log_reset();
 	ck_assert_int_eq(ps_policy_new(&cfg, &tu_log, &p), PS_ERR_INVALID);
 	ck_assert(tu_log_contains("not a certificate"));
@@ -698,7 +670,7 @@ START_TEST(test_ca_config_errors)
 
 	f = tu_fixture("empty.cer");
 	ck_assert_int_eq(ps_config_init(&cfg), PS_OK);
-	cfg_set(&cfg, "ca_file", f);
+	tu_cfg_set(&cfg, "ca_file", f);
 	tu_log_reset();
 	ck_assert_int_eq(ps_policy_new(&cfg, &tu_log, &p), PS_ERR_INVALID);
 	ck_assert(tu_log_contains("empty file"));
@@ -707,7 +679,7 @@ START_TEST(test_ca_config_errors)
 
 	f = tu_fixture("ca.key");
 	ck_assert_int_eq(ps_config_init(&cfg), PS_OK);
-	cfg_set(&cfg, "ca_file", f);
+	tu_cfg_set(&cfg, "ca_file", f);
 	tu_log_reset();
 	ck_assert_int_eq(ps_policy_new(&cfg, &tu_log, &p), PS_ERR_INVALID);
 	ck_assert(tu_log_contains("contains a private key"));
@@ -717,7 +689,7 @@ START_TEST(test_ca_config_errors)
 	/* a .pfx needs a password we do not have */
 	f = tu_fixture("alice.pfx");
 	ck_assert_int_eq(ps_config_init(&cfg), PS_OK);
-	cfg_set(&cfg, "ca_file", f);
+	tu_cfg_set(&cfg, "ca_file", f);
 	tu_log_reset();
 	ck_assert_int_eq(ps_policy_new(&cfg, &tu_log, &p), PS_ERR_INVALID);
 	ck_assert(tu_log_contains("wrong password"));
@@ -726,14 +698,14 @@ START_TEST(test_ca_config_errors)
 
 	/* an empty ca_dir and a missing one */
 	ck_assert_int_eq(ps_config_init(&cfg), PS_OK);
-	cfg_set(&cfg, "ca_dir", dir);
+	tu_cfg_set(&cfg, "ca_dir", dir);
 	tu_log_reset();
 	ck_assert_int_eq(ps_policy_new(&cfg, &tu_log, &p), PS_ERR_INVALID);
 	ck_assert(tu_log_contains("no CA certificate found in"));
 	ps_config_free(&cfg);
 
 	ck_assert_int_eq(ps_config_init(&cfg), PS_OK);
-	cfg_set(&cfg, "ca_dir", path);
+	tu_cfg_set(&cfg, "ca_dir", path);
 	tu_log_reset();
 	ck_assert_int_eq(ps_policy_new(&cfg, &tu_log, &p), PS_ERR_IO);
 	ck_assert(tu_log_contains("cannot open"));
@@ -743,7 +715,7 @@ START_TEST(test_ca_config_errors)
 	snprintf(path, sizeof(path), "%s/junk.pem", dir);
 	tu_write_file(path, "junk", 4, 0644);
 	ck_assert_int_eq(ps_config_init(&cfg), PS_OK);
-	cfg_set(&cfg, "ca_dir", dir);
+	tu_cfg_set(&cfg, "ca_dir", dir);
 	tu_log_reset();
 	ck_assert_int_eq(ps_policy_new(&cfg, &tu_log, &p), PS_ERR_INVALID);
 	ck_assert(tu_log_contains("junk.pem: not a certificate file"));
@@ -764,7 +736,7 @@ START_TEST(test_cert_policy)
 
 	/* no_ca: anchors configured but the chain deliberately not checked */
 	cfg_make(&cfg, "ca.crt", NULL, NULL);
-	cfg_set(&cfg, "cert_policy", "no_ca");
+	tu_cfg_set(&cfg, "cert_policy", "no_ca");
 	tu_log_reset();
 	ck_assert_int_eq(ps_policy_new(&cfg, &tu_log, &p), PS_OK);
 	expect_check(p, "imposter-alice.crt", now, PS_OK, NULL);
@@ -776,7 +748,7 @@ START_TEST(test_cert_policy)
 
 	/* ca, spelled out, with blanks */
 	cfg_make(&cfg, "ca.crt", NULL, NULL);
-	cfg_set(&cfg, "cert_policy", " ca , no_crl ,signature");
+	tu_cfg_set(&cfg, "cert_policy", " ca , no_crl ,signature");
 	ck_assert_int_eq(ps_policy_new(&cfg, &tu_log, &p), PS_OK);
 	expect_check(p, "imposter-alice.crt", now, PS_ERR_POLICY,
 	    "issuer not trusted: unable to get local issuer certificate");
@@ -843,11 +815,11 @@ START_TEST(test_cert_policy_errors)
 
 	cfg_make(&cfg, c->ca, NULL, NULL);
 	if (c->crl_dir)
-		cfg_set(&cfg, "crl_dir", dir);
+		tu_cfg_set(&cfg, "crl_dir", dir);
 	if (c->crl != NULL)
-		cfg_set(&cfg, "crl", c->crl);
+		tu_cfg_set(&cfg, "crl", c->crl);
 	if (c->cert_policy != NULL)
-		cfg_set(&cfg, "cert_policy", c->cert_policy);
+		tu_cfg_set(&cfg, "cert_policy", c->cert_policy);
 	tu_log_reset();
 	r = ps_policy_new(&cfg, &tu_log, &p);
 	ck_assert_msg(r == c->want, "case %d: %s; log: %s", _i,
@@ -881,12 +853,12 @@ START_TEST(test_trust_paths)
 	snprintf(sub, sizeof(sub), "%s/trust", dir);
 	ck_assert_int_eq(mkdir(sub, 0755), 0);
 	snprintf(path, sizeof(path), "%s/roots.pem", sub);
-	copy_fixture("ca.crt", path);
+	tu_copy_fixture("ca.crt", path);
 
 	/* a group-writable file */
 	ck_assert_int_eq(chmod(path, 0664), 0);
 	cfg_make(&cfg, NULL, NULL, NULL);
-	cfg_set(&cfg, "ca_file", path);
+	tu_cfg_set(&cfg, "ca_file", path);
 	tu_log_reset();
 	ck_assert_int_eq(ps_policy_new(&cfg, &tu_log, &p), PS_ERR_UNSAFE);
 	ck_assert(tu_log_contains("writable by group or others"));
@@ -903,7 +875,7 @@ START_TEST(test_trust_paths)
 
 	/* the same for ca_dir */
 	cfg_make(&cfg, NULL, NULL, NULL);
-	cfg_set(&cfg, "ca_dir", sub);
+	tu_cfg_set(&cfg, "ca_dir", sub);
 	tu_log_reset();
 	ck_assert_int_eq(ps_policy_new(&cfg, &tu_log, &p), PS_ERR_UNSAFE);
 	ck_assert_int_eq(chmod(sub, 0755), 0);
@@ -923,7 +895,7 @@ START_TEST(test_trust_paths)
 	snprintf(link_to, sizeof(link_to), "%s/link.pem", dir);
 	ck_assert_int_eq(symlink(path, link_to), 0);
 	cfg_make(&cfg, NULL, NULL, NULL);
-	cfg_set(&cfg, "ca_file", link_to);
+	tu_cfg_set(&cfg, "ca_file", link_to);
 	ck_assert_int_eq(ps_policy_new(&cfg, &tu_log, &p), PS_OK);
 	ps_policy_free(p);
 	ck_assert_int_eq(chmod(path, 0646), 0);
@@ -965,9 +937,9 @@ START_TEST(test_config_copied)
 	char *ca = tu_fixture("ca.crt");
 
 	ck_assert_int_eq(ps_config_init(&cfg), PS_OK);
-	cfg_set(&cfg, "ca_file", ca);
-	cfg_set(&cfg, "eku", "any");
-	cfg_set(&cfg, "clock_skew", "0");
+	tu_cfg_set(&cfg, "ca_file", ca);
+	tu_cfg_set(&cfg, "eku", "any");
+	tu_cfg_set(&cfg, "clock_skew", "0");
 	ck_assert_int_eq(ps_policy_new(&cfg, &tu_log, &p), PS_OK);
 	ps_config_free(&cfg);
 	memset(&cfg, 0xa5, sizeof(cfg));
@@ -1084,11 +1056,5 @@ policy_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(policy_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return tu_run(policy_suite());
 }

@@ -93,10 +93,8 @@ teardown(void)
 static struct ps_registry *
 open_rw(void)
 {
-	struct ps_registry *reg = NULL;
+	struct ps_registry *reg = tu_registry_open(root, true);
 
-	ck_assert_int_eq(ps_registry_file_open(root, &tu_log, true, &reg),
-	    PS_OK);
 	ck_assert_ptr_nonnull(reg);
 	return reg;
 }
@@ -104,20 +102,7 @@ open_rw(void)
 static struct ps_registry *
 open_ro(void)
 {
-	struct ps_registry *reg = NULL;
-
-	ck_assert_int_eq(ps_registry_file_open(root, &tu_log, false, &reg),
-	    PS_OK);
-	return reg;
-}
-
-static void
-fp_of(const char *crt, char fp[PS_FP_HEX_LEN + 1])
-{
-	X509 *x = tu_load_cert(crt);
-
-	ck_assert_int_eq(ps_cert_fingerprint(x, fp), PS_OK);
-	X509_free(x);
+	return tu_registry_open(root, false);
 }
 
 static int
@@ -470,9 +455,9 @@ START_TEST(test_supersede_and_reactivate)
 	char fp1[PS_FP_HEX_LEN + 1], fp2[PS_FP_HEX_LEN + 1];
 	char fp3[PS_FP_HEX_LEN + 1], *path, *text;
 
-	fp_of("alice.crt", fp1);
-	fp_of("alice2.crt", fp2);
-	fp_of("carol.crt", fp3);
+	tu_fp_of("alice.crt", fp1);
+	tu_fp_of("alice2.crt", fp2);
+	tu_fp_of("carol.crt", fp3);
 	ck_assert_int_eq(add_cert(reg, "alice", "alice.crt"), PS_OK);
 	ck_assert_int_eq(add_cert(reg, "alice", "alice2.crt"), PS_OK);
 
@@ -550,8 +535,8 @@ START_TEST(test_retire)
 	char fp1[PS_FP_HEX_LEN + 1], fp2[PS_FP_HEX_LEN + 1];
 	char *active, *retired, *text, *owner = NULL, *snap;
 
-	fp_of("alice.crt", fp1);
-	fp_of("alice2.crt", fp2);
+	tu_fp_of("alice.crt", fp1);
+	tu_fp_of("alice2.crt", fp2);
 	ck_assert_int_eq(add_cert(reg, "alice", "alice.crt"), PS_OK);
 	ck_assert_int_eq(add_cert(reg, "alice", "alice2.crt"), PS_OK);
 	ck_assert_int_eq(ps_registry_set_state(reg, "alice", fp1,
@@ -622,8 +607,8 @@ START_TEST(test_remove)
 	char *path, *owner = NULL, **users = NULL;
 	size_t n = 0;
 
-	fp_of("alice.crt", fp1);
-	fp_of("bob.crt", fp2);
+	tu_fp_of("alice.crt", fp1);
+	tu_fp_of("bob.crt", fp2);
 	ck_assert_int_eq(add_cert(reg, "alice", "alice.crt"), PS_OK);
 	ck_assert_int_eq(add_cert(reg, "bob", "bob.crt"), PS_OK);
 	ck_assert_int_eq(ps_registry_remove(reg, "alice", fp1, &why_test),
@@ -695,7 +680,7 @@ START_TEST(test_bad_user_names)
 	const char *user = NULL;	/* the last round: NULL */
 	X509 *x = tu_load_cert("alice.crt");
 
-	fp_of("alice.crt", fp);
+	tu_fp_of("alice.crt", fp);
 	ck_assert_int_eq(add_cert(reg, "alice", "alice.crt"), PS_OK);
 	snap = snapshot();
 	if (_i < nbad) {
@@ -747,7 +732,7 @@ START_TEST(test_bad_fingerprints)
 	char fp[PS_FP_HEX_LEN + 1], *owner = (char *)1, *snap, *now;
 	const char *bad = bad_fps[_i];
 
-	fp_of("alice.crt", fp);
+	tu_fp_of("alice.crt", fp);
 	ck_assert_int_eq(add_cert(reg, "alice", "alice.crt"), PS_OK);
 	ck_assert_int_eq(add_cert(reg, "alice", "alice2.crt"), PS_OK);
 	snap = snapshot();
@@ -780,7 +765,7 @@ START_TEST(test_change_needs_actor)
 	X509 *x = tu_load_cert("alice.crt");
 	char fp[PS_FP_HEX_LEN + 1];
 
-	fp_of("alice.crt", fp);
+	tu_fp_of("alice.crt", fp);
 	ck_assert_int_eq(ps_registry_add(reg, "alice", x, NULL),
 	    PS_ERR_INVALID);
 	ck_assert(tu_log_contains("needs an actor"));
@@ -840,7 +825,7 @@ START_TEST(test_untrusted_root)
 	char fp[PS_FP_HEX_LEN + 1], *owner = NULL, **users = NULL;
 	size_t n = 0;
 
-	fp_of("alice.crt", fp);
+	tu_fp_of("alice.crt", fp);
 	ck_assert_int_eq(add_cert(reg, "alice", "alice.crt"), PS_OK);
 	ck_assert_int_eq(chmod(root, 0777), 0);
 	tu_log_reset();
@@ -908,7 +893,7 @@ START_TEST(test_untrusted_index_dir)
 	struct ps_reg_list list = { NULL, 0 };
 	char *idx = rpath(".by-key", NULL), fp[PS_FP_HEX_LEN + 1], *owner;
 
-	fp_of("alice.crt", fp);
+	tu_fp_of("alice.crt", fp);
 	ck_assert_int_eq(add_cert(reg, "alice", "alice.crt"), PS_OK);
 	ck_assert_int_eq(chmod(idx, 0777), 0);
 	tu_log_reset();
@@ -949,7 +934,7 @@ START_TEST(test_untrusted_entry_file)
 	struct ps_reg_list list = { NULL, 0 };
 	char fp[PS_FP_HEX_LEN + 1], *path;
 
-	fp_of("alice.crt", fp);
+	tu_fp_of("alice.crt", fp);
 	ck_assert_int_eq(add_cert(reg, "alice", "alice.crt"), PS_OK);
 	path = entry_file("alice", fp, false);
 	ck_assert_int_eq(chmod(path, 0664), 0);
@@ -972,9 +957,9 @@ START_TEST(test_tampered_entry)
 	char fpa[PS_FP_HEX_LEN + 1], fpc[PS_FP_HEX_LEN + 1];
 	char fp2[PS_FP_HEX_LEN + 1], *from, *to;
 
-	fp_of("alice.crt", fpa);
-	fp_of("alice2.crt", fp2);
-	fp_of("carol.crt", fpc);
+	tu_fp_of("alice.crt", fpa);
+	tu_fp_of("alice2.crt", fp2);
+	tu_fp_of("carol.crt", fpc);
 	ck_assert_int_eq(add_cert(reg, "alice", "alice.crt"), PS_OK);
 	from = entry_file("alice", fpa, false);
 	to = entry_file("alice", fpc, false);
@@ -1013,7 +998,7 @@ START_TEST(test_entry_copied_to_other_user)
 	struct ps_reg_list list = { NULL, 0 };
 	char fpa[PS_FP_HEX_LEN + 1], *from, *to, *text, *idx, *owner = NULL;
 
-	fp_of("alice.crt", fpa);
+	tu_fp_of("alice.crt", fpa);
 	ck_assert_int_eq(add_cert(reg, "alice", "alice.crt"), PS_OK);
 	ck_assert_int_eq(add_cert(reg, "mallory", "bob.crt"), PS_OK);
 	from = entry_file("alice", fpa, false);
@@ -1150,8 +1135,8 @@ START_TEST(test_malformed_entry)
 	struct ps_reg_list list = { NULL, 0 };
 	char fpa[PS_FP_HEX_LEN + 1], fpb[PS_FP_HEX_LEN + 1], *path, *text;
 
-	fp_of("alice.crt", fpa);
-	fp_of("bob.crt", fpb);
+	tu_fp_of("alice.crt", fpa);
+	tu_fp_of("bob.crt", fpb);
 	ck_assert_int_eq(add_cert(reg, "alice", "alice.crt"), PS_OK);
 	/* named after bob's key so that only the content is wrong */
 	path = entry_file("alice", fpb, false);
@@ -1178,7 +1163,7 @@ START_TEST(test_odd_files)
 	char fpa[PS_FP_HEX_LEN + 1], fake[PS_FP_HEX_LEN + 1], *path, *big;
 	size_t biglen = 70 * 1024;
 
-	fp_of("alice.crt", fpa);
+	tu_fp_of("alice.crt", fpa);
 	ck_assert_int_eq(add_cert(reg, "alice", "alice.crt"), PS_OK);
 
 	/* too large */
@@ -1241,7 +1226,7 @@ START_TEST(test_retired_dir_ignored_by_lookup)
 	struct ps_reg_list list = { NULL, 0 };
 	char fpb[PS_FP_HEX_LEN + 1], *path, *pem, *text;
 
-	fp_of("bob.crt", fpb);
+	tu_fp_of("bob.crt", fpb);
 	ck_assert_int_eq(add_cert(reg, "alice", "alice.crt"), PS_OK);
 	path = rpath("alice", "retired");
 	ck_assert_int_eq(mkdir(path, 0755), 0);
@@ -1295,7 +1280,7 @@ START_TEST(test_duplicate_key)
 
 	/* an index entry left by an interrupted add for the same user is
 	 * repaired; for another user it blocks the key */
-	fp_of("bob.crt", fp);
+	tu_fp_of("bob.crt", fp);
 	path = rpath(".by-key", fp);
 	tu_write_file(path, "bob\n", 4, 0644);
 	tu_log_reset();
@@ -1355,7 +1340,7 @@ START_TEST(test_parallel_writers)
 		ck_assert_int_eq(ps_registry_lookup_user(reg, user, &list),
 		    PS_OK);
 		ck_assert_uint_eq(list.count, 1);
-		fp_of(par_certs[i], fp);
+		tu_fp_of(par_certs[i], fp);
 		ck_assert_str_eq(list.entries[0].fingerprint, fp);
 		ps_reg_list_free(&list);
 		ck_assert_int_eq(ps_registry_find_key(reg, fp, &owner), PS_OK);
@@ -1464,7 +1449,7 @@ START_TEST(test_list_users)
 	ck_assert_int_eq(add_cert(reg, "zed", "bob.crt"), PS_OK);
 	ck_assert_int_eq(add_cert(reg, "amy", "alice.crt"), PS_OK);
 	ck_assert_int_eq(add_cert(reg, "kim", "carol.crt"), PS_OK);
-	fp_of("carol.crt", fp);
+	tu_fp_of("carol.crt", fp);
 	ck_assert_int_eq(ps_registry_set_state(reg, "kim", fp, PS_KEY_RETIRED,
 	    NULL, &why_test), PS_OK);
 	/* noise that is not a user */
@@ -1492,7 +1477,7 @@ START_TEST(test_find_key)
 	struct ps_registry *reg = open_rw();
 	char fp[PS_FP_HEX_LEN + 1], *owner = (char *)1;
 
-	fp_of("carol.crt", fp);
+	tu_fp_of("carol.crt", fp);
 	ck_assert_int_eq(ps_registry_find_key(reg, fp, &owner),
 	    PS_ERR_NOT_FOUND);
 	ck_assert_ptr_null(owner);
@@ -1500,7 +1485,7 @@ START_TEST(test_find_key)
 	ck_assert_int_eq(ps_registry_find_key(reg, fp, &owner), PS_OK);
 	ck_assert_str_eq(owner, "carol");
 	free(owner);
-	fp_of("bob.crt", fp);
+	tu_fp_of("bob.crt", fp);
 	ck_assert_int_eq(ps_registry_find_key(reg, fp, &owner),
 	    PS_ERR_NOT_FOUND);
 	ps_registry_close(reg);
@@ -1520,8 +1505,8 @@ START_TEST(test_history)
 	X509 *x;
 	FILE *f;
 
-	fp_of("alice.crt", fa);
-	fp_of("alice2.crt", fb);
+	tu_fp_of("alice.crt", fa);
+	tu_fp_of("alice2.crt", fb);
 	ck_assert_int_eq(add_cert(reg, "alice", "alice.crt"), PS_OK);
 	ck_assert_int_eq(add_cert(reg, "bob", "bob.crt"), PS_OK);
 	x = tu_load_cert("alice2.crt");
@@ -1663,7 +1648,7 @@ START_TEST(test_pending_not_applied)
 	char fp[PS_FP_HEX_LEN + 1], *line, *idx, *pending = pending_path();
 	char *tmp;
 
-	fp_of("alice.crt", fp);
+	tu_fp_of("alice.crt", fp);
 	line = ps_strdup_printf("2026-01-01T00:00:00Z actor=tester "
 	    "action=enroll user=alice key=%s reason=-\n", fp);
 	ck_assert_int_eq(add_cert(reg, "bob", "bob.crt"), PS_OK);
@@ -1699,7 +1684,7 @@ START_TEST(test_pending_half_retire)
 	struct ps_reg_list list = { NULL, 0 };
 	char fp[PS_FP_HEX_LEN + 1], *active, *retired, *copy, *line, *owner;
 
-	fp_of("alice.crt", fp);
+	tu_fp_of("alice.crt", fp);
 	ck_assert_int_eq(add_cert(reg, "alice", "alice.crt"), PS_OK);
 	ck_assert_int_eq(add_cert(reg, "alice", "alice2.crt"), PS_OK);
 	active = entry_file("alice", fp, false);
@@ -1768,7 +1753,7 @@ churn(const char *user)
 	unsigned i, k;
 
 	for (k = 0; k < 3; k++)
-		fp_of(certs[k], fps[k]);
+		tu_fp_of(certs[k], fps[k]);
 	if (ps_registry_file_open(root, NULL, true, &r) != PS_OK)
 		_exit(10);
 	for (i = 0;; i++) {
@@ -1923,11 +1908,5 @@ registry_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(registry_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return tu_run(registry_suite());
 }

@@ -37,10 +37,7 @@ static struct ps_config cfg;
 static void
 set(const char *key, const char *value)
 {
-	char err[256];
-
-	ck_assert_msg(ps_config_set(&cfg, key, value, err, sizeof(err)) ==
-	    PS_OK, "%s", err);
+	tu_cfg_set(&cfg, key, value);
 }
 
 static void
@@ -1168,11 +1165,5 @@ remote_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(remote_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return tu_run(remote_suite());
 }

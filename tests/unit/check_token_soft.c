@@ -915,11 +915,5 @@ token_soft_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(token_soft_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return tu_run(token_soft_suite());
 }

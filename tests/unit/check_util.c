@@ -204,8 +204,6 @@ main(void)
 {
 	Suite *s = suite_create("util");
 	TCase *tc = tcase_create("util");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, user_names);
 	tcase_add_test(tc, read_file_rules);
@@ -215,9 +213,5 @@ main(void)
 	tcase_add_test(tc, hex_and_wipe);
 	tcase_add_test(tc, dates);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return tu_run(s);
 }

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <openssl/pem.h>
 
+#include "ps_status.h"
 #include "testutil.h"
 
 static char log_buf[65536];
@@ -149,4 +150,72 @@ tu_write_file(const char *path, const void *data, size_t len, int mode)
 	if (fchmod(fd, mode) != 0)
 		abort();
 	close(fd);
+}
+
+void
+tu_copy_fixture(const char *name, const char *to)
+{
+	char *from = tu_fixture(name);
+	FILE *in = fopen(from, "rb");
+	unsigned char buf[65536];
+	size_t n;
+
+	ck_assert_ptr_nonnull(in);
+	n = fread(buf, 1, sizeof(buf), in);
+	ck_assert(n < sizeof(buf));
+	fclose(in);
+	tu_write_file(to, buf, n, 0644);
+	free(from);
+}
+
+int
+tu_run(Suite *s)
+{
+	SRunner *sr = srunner_create(s);
+	int failed;
+
+	srunner_run_all(sr, CK_ENV);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+void
+tu_cfg_set(struct ps_config *cfg, const char *key, const char *value)
+{
+	char err[256];
+
+	ck_assert_msg(ps_config_set(cfg, key, value, err, sizeof(err)) == PS_OK,
+	    "%s=%s: %s", key, value, err);
+}
+
+void
+tu_fp_of(const char *crt, char fp[PS_FP_HEX_LEN + 1])
+{
+	X509 *x = tu_load_cert(crt);
+
+	ck_assert_int_eq(ps_cert_fingerprint(x, fp), PS_OK);
+	X509_free(x);
+}
+
+struct ps_policy *
+tu_policy_new(const struct ps_config *cfg)
+{
+	struct ps_policy *p = NULL;
+	int r;
+
+	tu_log_reset();
+	r = ps_policy_new(cfg, &tu_log, &p);
+	ck_assert_msg(r == PS_OK, "ps_policy_new: %s; log: %s",
+	    ps_status_str(r), tu_log_text());
+	return p;
+}
+
+struct ps_registry *
+tu_registry_open(const char *dir, bool rw)
+{
+	struct ps_registry *reg = NULL;
+
+	ck_assert_int_eq(ps_registry_file_open(dir, &tu_log, rw, &reg), PS_OK);
+	return reg;
 }
