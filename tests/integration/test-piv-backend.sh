@@ -31,16 +31,7 @@ if [ ! -x "$driver" ]; then
     exit 77
 fi
 
-passed=0
-failed=0
-t_start=$(date +%s)
-summary() {
-    echo "$passed passed, $failed failed ($(($(date +%s) - t_start)) s)"
-}
-ok() {
-    passed=$((passed + 1))
-    echo "PASS: $*"
-}
+piv_tally_init		# passed, failed; ok MSG, summary
 # bad MSG: record a failure, show the driver's output and the card log tail
 bad() {
     failed=$((failed + 1))
@@ -72,25 +63,15 @@ reader_b="PSTest vpcd $base 00 01"
 
 # card PORT [options...]: insert a fresh card on vpcd PORT with its state
 # log in $state.PORT; wait until pcscd sees it.
+# (piv_eject PORT pulls it again.)
 card() {
     card__port=$1
     shift
-    rm -f "$state.$card__port"
-    piv_start_card "$card__port" --state "$state.$card__port" "$@"
-    eval "pid_$card__port=\$PIV_CARD_PID"
-    piv_wait_card 5000 "PSTest vpcd $base 00 0$((card__port - base))" || {
+    piv_insert "$card__port" "$state.$card__port" "$@" || {
         echo "FAIL: card on port $card__port not detected"
         summary
         exit 1
     }
-}
-# eject PORT: pull the card on PORT and wait until pcscd notices
-eject() {
-    eval "eject__pid=\${pid_$1:-}"
-    [ -n "$eject__pid" ] || return 0
-    piv_stop "$eject__pid"
-    eval "pid_$1="
-    piv_wait_no_card 5000 "PSTest vpcd $base 00 0$(($1 - base))" || true
 }
 # drive CERT [driver options...]: run the driver the way a PAM module in
 # sshd would: no PCSCLITE_CSOCK_NAME in the environment, pcsc_socket= only.
@@ -135,7 +116,7 @@ for k in rsa2048 p256 p384; do
     else
         bad "$k: card still PIN-verified after the login"
     fi
-    eject "$port_a"
+    piv_eject "$port_a"
 done
 
 # gzip-compressed certificate, T=0 style 61xx chunks of 64 bytes
@@ -145,7 +126,7 @@ if drive rsa2048 --expect ok; then
 else
     bad "gzip + chunked login: $(field result)"
 fi
-eject "$port_a"
+piv_eject "$port_a"
 
 # lazy read: a key in 9D is found after reading 9A, 9C, 9D; none after it
 card "$port_a" --slot "9a:$pki/p256.crt:$pki/p256.key" \
@@ -156,7 +137,7 @@ if drive p384 --expect ok && [ "$(field slot)" = "slot 9D" ] &&
 else
     bad "slot 9D login / lazy read ($(grep -c '^apdu CB ' "$state.$port_a" || true) GET DATA)"
 fi
-eject "$port_a"
+piv_eject "$port_a"
 
 # ------------------------------------------------------------ PIN handling
 card "$port_a" --retries 3 --slot "9a:$pki/p256.crt:$pki/p256.key"
@@ -173,7 +154,7 @@ if drive p256 --pin 12345 --expect bad_secret &&
 else
     bad "short PIN"
 fi
-eject "$port_a"
+piv_eject "$port_a"
 
 card "$port_a" --retries 1 --slot "9a:$pki/p256.crt:$pki/p256.key"
 if drive p256 --expect pin_locked &&
@@ -189,7 +170,7 @@ if drive p256 --min-retries 0 --expect ok; then
 else
     bad "min_pin_retries=0: $(field result)"
 fi
-eject "$port_a"
+piv_eject "$port_a"
 
 card "$port_a" --retries 0 --slot "9a:$pki/p384.crt:$pki/p384.key"
 if drive p384 --expect pin_locked && grep -q '^conv: .*blocked' "$out" &&
@@ -198,7 +179,7 @@ if drive p384 --expect pin_locked && grep -q '^conv: .*blocked' "$out" &&
 else
     bad "blocked PIN"
 fi
-eject "$port_a"
+piv_eject "$port_a"
 
 # ------------------------------------------------------------ wrong card
 card "$port_a" --slot "9a:$pki/p256.crt:$pki/p256.key"
@@ -207,7 +188,7 @@ if drive stranger --expect no_token; then
 else
     bad "card without the registered key: $(field result)"
 fi
-eject "$port_a"
+piv_eject "$port_a"
 
 # ------------------------------------------------------------ faults
 card "$port_a" --fault remove-on-sign --slot "9a:$pki/rsa2048.crt:$pki/rsa2048.key"
@@ -216,7 +197,7 @@ if drive rsa2048 --expect token && grep -q '^conv: .*removed' "$out"; then
 else
     bad "card removed mid-sign: $(field result)"
 fi
-eject "$port_a"
+piv_eject "$port_a"
 
 card "$port_a" --fault garbage --slot "9a:$pki/p256.crt:$pki/p256.key"
 if drive p256 --expect token; then
@@ -224,7 +205,7 @@ if drive p256 --expect token; then
 else
     bad "garbage answers: $(field result)"
 fi
-eject "$port_a"
+piv_eject "$port_a"
 
 card "$port_a" --fault bad-sw --slot "9a:$pki/p256.crt:$pki/p256.key"
 if drive p256 --expect token; then
@@ -232,7 +213,7 @@ if drive p256 --expect token; then
 else
     bad "bad-sw: $(field result)"
 fi
-eject "$port_a"
+piv_eject "$port_a"
 
 card "$port_a" --fault bad-sig --slot "9a:$pki/p384.crt:$pki/p384.key"
 if drive p384; then
@@ -242,7 +223,7 @@ elif [ "$(field result)" = auth ] || [ "$(field result)" = token ]; then
 else
     bad "bad-sig: $(field result)"
 fi
-eject "$port_a"
+piv_eject "$port_a"
 
 # ------------------------------------------------------------ two readers
 card "$port_a" --slot "9a:$pki/p256.crt:$pki/p256.key"
@@ -262,8 +243,8 @@ if drive rsa2048 --reader "00 00" --expect no_token; then
 else
     bad "reader= filter: $(field result)"
 fi
-eject "$port_a"
-eject "$port_b"
+piv_eject "$port_a"
+piv_eject "$port_b"
 
 # ------------------------------------------------------------ waiting
 rm -f "$state.$port_a"
@@ -274,15 +255,13 @@ wait_pid=$!
 sleep 0.3
 piv_start_card "$port_a" --state "$state.$port_a" \
     --slot "9a:$pki/p256.crt:$pki/p256.key"
-pid_a=$PIV_CARD_PID
 if wait "$wait_pid" && grep -q '^conv: Please insert your smart card' "$wait_out"; then
     ok "asked to insert the card, waited, logged in ($(sed -n 's/^elapsed_ms: //p' "$wait_out") ms)"
 else
     cp "$wait_out" "$out"
     bad "waiting for a card"
 fi
-piv_stop "$pid_a"
-piv_wait_no_card 5000 "$reader_a" || true
+piv_eject "$port_a"
 if drive p256 --timeout 1 --expect no_token && grep -q '^conv: Please insert' "$out"; then
     ok "no card within card_timeout=1: no_token ($(field elapsed_ms) ms)"
 else
@@ -296,7 +275,7 @@ if drive p256 --backend auto --expect ok && [ "$(field backend)" = piv ]; then
 else
     bad "backend=auto with a card: $(field result)"
 fi
-eject "$port_a"
+piv_eject "$port_a"
 
 # ------------------------------------------------------------ no pcscd
 piv_stop "$PIV_PCSCD_PID"

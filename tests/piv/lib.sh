@@ -15,8 +15,9 @@
 #   ... test ...
 #   piv_stop "$PIV_CARD_PID"                  # pull the card (optional)
 #
-# Variables set: PIV_SRCDIR, PIV_TMP, PIV_PYTHON, PIV_PCSCD_PID, PIV_CARD_PID,
-# PIV_CARD_LOG, PIV_PIDS, PCSCLITE_CSOCK_NAME (exported), PIV_WAIT_CARD.
+# Variables set: PIV_SRCDIR, PIV_TMP, PIV_PYTHON, PIV_PCSCD_PID, PIV_PCSCD_BASE,
+# PIV_CARD_PID, PIV_CARD_PID_<PORT>, PIV_CARD_LOG, PIV_PIDS,
+# PCSCLITE_CSOCK_NAME (exported), PIV_WAIT_CARD.
 # Knobs: PIV_KEEP=1 keeps the temp dir; PIV_VERBOSE=1 runs cards with -v;
 # PSTEST_PCSCD_ARGS passes options to pcscd (e.g. "--debug --apdu");
 # PCSC_WAIT_CARD=/path/to/pcsc_wait_card uses a prebuilt helper.
@@ -214,9 +215,11 @@ EOF
 
 # piv_start_pcscd PORT [PORT2...]: start a private pcscd with one vpcd reader
 # per PORT ("PSTest vpcd PORT 00 00" on PORT, "... 00 01" on PORT+1), wait
-# (max 5 s) for its socket, export PCSCLITE_CSOCK_NAME.  Sets PIV_PCSCD_PID.
+# (max 5 s) for its socket, export PCSCLITE_CSOCK_NAME.  Sets PIV_PCSCD_PID
+# and PIV_PCSCD_BASE (the first PORT).
 # Its log goes to $PIV_TMP/pcscd-PORT/pcscd.log.
 piv_start_pcscd() {
+    PIV_PCSCD_BASE=$1
     piv__rd=$PIV_TMP/pcscd-$1
     mkdir -p "$piv__rd/run"
     rm -f "$piv__rd/run/pcscd.comm"
@@ -239,8 +242,9 @@ piv_start_pcscd() {
 }
 
 # piv_start_card PORT [virtual_piv_card.py options...]: start a card on vpcd
-# PORT in the background.  Sets PIV_CARD_PID and PIV_CARD_LOG (stderr of the
-# card, appended, $PIV_TMP/card-PORT.log).  Does not wait: use piv_wait_card.
+# PORT in the background.  Sets PIV_CARD_PID (also as PIV_CARD_PID_<PORT>,
+# for piv_eject) and PIV_CARD_LOG (stderr of the card, appended,
+# $PIV_TMP/card-PORT.log).  Does not wait: use piv_wait_card.
 piv_start_card() {
     piv__port=$1
     shift
@@ -252,6 +256,52 @@ piv_start_card() {
         --connect-timeout 10 "$@" >>"$PIV_CARD_LOG" 2>&1 &
     PIV_CARD_PID=$!
     PIV_PIDS="$PIV_PIDS $PIV_CARD_PID"
+    eval "PIV_CARD_PID_$piv__port=\$PIV_CARD_PID"
+}
+
+# piv_reader PORT: print the name of the reader on vpcd PORT of the pcscd
+# started by piv_start_pcscd BASE (one vpcd: PORT is BASE or BASE+1).
+piv_reader() {
+    echo "PSTest vpcd $PIV_PCSCD_BASE 00 0$(($1 - PIV_PCSCD_BASE))"
+}
+
+# piv_insert PORT STATEFILE [card options...]: start a fresh card on vpcd
+# PORT with its --state log in STATEFILE (removed first) and wait (5 s)
+# until pcscd sees it in piv_reader PORT; returns 1 when it does not.
+piv_insert() {
+    piv__iport=$1
+    piv__istate=$2
+    shift 2
+    rm -f "$piv__istate"
+    piv_start_card "$piv__iport" --state "$piv__istate" "$@"
+    piv_wait_card 5000 "$(piv_reader "$piv__iport")"
+}
+
+# piv_eject PORT: pull the card piv_start_card last put on PORT (if it has
+# not been pulled yet) and wait (5 s) until pcscd has noticed.
+piv_eject() {
+    eval "piv__epid=\${PIV_CARD_PID_$1:-}"
+    [ -n "$piv__epid" ] || return 0
+    piv_stop "$piv__epid"
+    eval "PIV_CARD_PID_$1="
+    piv_wait_no_card 5000 "$(piv_reader "$1")" || true
+}
+
+# piv_tally_init: pass/fail counting for tests that report
+# "N passed, N failed (S s)": sets passed=0, failed=0 and t_start, and
+# defines `ok MSG` (count a pass, print "PASS: MSG") and `summary`.
+# shellcheck disable=SC2317 # ok and summary are called by the test script
+piv_tally_init() {
+    passed=0
+    failed=0
+    t_start=$(date +%s)
+    summary() {
+        echo "$passed passed, $failed failed ($(($(date +%s) - t_start)) s)"
+    }
+    ok() {
+        passed=$((passed + 1))
+        echo "PASS: $*"
+    }
 }
 
 # piv_wait_card_bin: set PIV_WAIT_CARD to a pcsc_wait_card binary: the one

@@ -27,17 +27,7 @@ if [ ! -e "$PIV_PKCS11_MODULE" ]; then
     exit 77
 fi
 
-passed=0
-failed=0
-t_start=$(date +%s)
-
-summary() {
-    echo "$passed passed, $failed failed ($(($(date +%s) - t_start)) s)"
-}
-ok() {
-    passed=$((passed + 1))
-    echo "PASS: $*"
-}
+piv_tally_init		# passed, failed; ok MSG, summary
 # fail MSG [FILE]: report, show FILE (tool output), stop at the first failure
 fail() {
     failed=$((failed + 1))

@@ -116,27 +116,16 @@ service ps-remote-auto backend=piv "$common" mode=auto
 
 # card PORT [card options...]: insert a card with its --state log in
 # $state.PORT and wait until pcscd sees it.
+# (piv_eject PORT pulls it again.)
 card() {
 	card__port=$1
 	shift
-	rm -f "$state.$card__port"
-	piv_start_card "$card__port" --state "$state.$card__port" "$@"
-	eval "pid_$card__port=\$PIV_CARD_PID"
-	if ! piv_wait_card 5000 "PSTest vpcd $base 00 0$((card__port - base))"; then
+	if ! piv_insert "$card__port" "$state.$card__port" "$@"; then
 		OUT="card on port $card__port not detected"
 		not_ok "inserting a card"
 		finish || true
 		exit 1
 	fi
-}
-# eject PORT: pull the card (if its process still runs) and wait until
-# pcscd has noticed.
-eject() {
-	eval "eject__pid=\${pid_$1:-}"
-	[ -n "$eject__pid" ] || return 0
-	piv_stop "$eject__pid"
-	eval "pid_$1="
-	piv_wait_no_card 5000 "PSTest vpcd $base 00 0$(($1 - base))" || true
 }
 
 # drive [pam_driver args...]: one PAM transaction, output in $OUT, exit
@@ -185,14 +174,14 @@ for k in rsa2048 p256 p384; do
 	    grep -q "^apdu 87 cla=00 p1=$alg p2=9A " "$state.$port_a"
 	check "$k: the card is logged out afterwards" \
 	    grep -q '^verified 0$' "$state.$port_a"
-	eject "$port_a"
+	piv_eject "$port_a"
 done
 
 # A well-formed signature over other bytes: the module must not accept it.
 card "$port_a" --fault bad-sig --slot "9a:$pki/p256.crt:$pki/p256.key"
 drive ps-piv pivp256 "$PIN"
 expect "signature that does not verify with the registered key: PAM_AUTH_ERR" '^AUTH: PAM_AUTH_ERR$'
-eject "$port_a"
+piv_eject "$port_a"
 
 # ----------------------------------------------------------------- PIN
 card "$port_a" --retries 3 --slot "9a:$pki/p256.crt:$pki/p256.key"
@@ -205,7 +194,7 @@ check "wrong PIN: exactly one VERIFY carried a PIN" [ "$(pins_sent "$port_a")" =
 drive ps-piv pivp256 "$PIN"
 expect "right PIN after a wrong one: PAM_SUCCESS" '^AUTH: PAM_SUCCESS$'
 check "right PIN resets the card's counter to 3" [ "$(retries "$port_a")" = 3 ]
-eject "$port_a"
+piv_eject "$port_a"
 
 card "$port_a" --retries 1 --slot "9a:$pki/p256.crt:$pki/p256.key"
 drive ps-piv pivp256 "$PIN"
@@ -217,7 +206,7 @@ check "one try left: no VERIFY with a PIN reached the card" [ "$(pins_sent "$por
 check "one try left: the last try is still there" [ "$(retries "$port_a")" = 1 ]
 drive ps-piv-last pivp256 "$PIN"
 expect "one try left, min_pin_retries=0: the last try is used, PAM_SUCCESS" '^AUTH: PAM_SUCCESS$'
-eject "$port_a"
+piv_eject "$port_a"
 
 card "$port_a" --retries 0 --slot "9a:$pki/p384.crt:$pki/p384.key"
 drive ps-piv pivp384 "$PIN"
@@ -226,7 +215,7 @@ expect "blocked PIN: PAM_MAXTRIES" '^AUTH: PAM_MAXTRIES$'
 expect "blocked PIN: the user is told" '^ERROR: The PIN of your card is blocked\. Contact your administrator'
 expect_not "blocked PIN: the PIN is not even asked for" '^PROMPT:'
 check "blocked PIN: no VERIFY with a PIN sent" [ "$(pins_sent "$port_a")" = 0 ]
-eject "$port_a"
+piv_eject "$port_a"
 
 # ----------------------------------------------------------------- wrong card
 card "$port_a" --slot "9a:$pki/stranger.crt:$pki/stranger.key"
@@ -236,7 +225,7 @@ expect "card without the registered key: PAM_AUTHINFO_UNAVAIL" '^AUTH: PAM_AUTHI
 expect "card without the registered key: the user is told" '^ERROR: This card holds no key registered for pivp256\.$'
 expect_not "card without the registered key: no PIN asked" '^PROMPT:'
 check "card without the registered key: no VERIFY at all" [ "$(count '^apdu 20 ' "$state.$port_a")" = 0 ]
-eject "$port_a"
+piv_eject "$port_a"
 
 # ----------------------------------------------------------------- two readers
 card "$port_a" --slot "9a:$pki/p256.crt:$pki/p256.key"
@@ -252,8 +241,8 @@ check "two readers: the second card signed" grep -q '^apdu 87 ' "$state.$port_b"
 drive ps-piv pivp256 "$PIN"
 expect "two readers, key in the first: PAM_SUCCESS" '^AUTH: PAM_SUCCESS$'
 expect "two readers: the first reader's card is used" "^PROMPT: PIN for $reader_a: \$"
-eject "$port_a"
-eject "$port_b"
+piv_eject "$port_a"
+piv_eject "$port_b"
 
 # ----------------------------------------------------------------- waiting
 drive ps-piv-1s pivp256 "$PIN"
@@ -266,12 +255,11 @@ RC=0
 wait_pid=$!
 sleep 0.5
 piv_start_card "$port_a" --state "$state.$port_a" --slot "9a:$pki/p256.crt:$pki/p256.key"
-eval "pid_$port_a=\$PIV_CARD_PID"
 wait "$wait_pid" || RC=$?
 OUT=$(cat "$PIV_TMP/wait.out")
 expect "card inserted while waiting (card_timeout=10): PAM_SUCCESS" '^AUTH: PAM_SUCCESS$'
 expect "waiting: asked to insert the card first" '^INFO: Please insert your smart card\.$'
-eject "$port_a"
+piv_eject "$port_a"
 
 # ----------------------------------------------------------------- removal
 card "$port_a" --fault remove-on-sign --slot "9a:$pki/rsa2048.crt:$pki/rsa2048.key"
@@ -281,7 +269,7 @@ expect "card pulled during GENERAL AUTHENTICATE: PAM_AUTHINFO_UNAVAIL" '^AUTH: P
 expect "card pulled: the user is told" '^ERROR: The smart card was removed or stopped responding\.$'
 check "card pulled: the driver exited normally (no crash)" [ "$RC" -le 1 ]
 check "card pulled: it really went away at the signature" grep -q '^apdu 87 .*sw=REMOVED' "$state.$port_a"
-eject "$port_a"
+piv_eject "$port_a"
 
 card "$port_a" --fault remove-on-verify --slot "9a:$pki/p256.crt:$pki/p256.key"
 drive ps-piv pivp256 "$PIN"
@@ -289,7 +277,7 @@ card_log "$port_a"
 expect "card pulled during VERIFY: PAM_AUTHINFO_UNAVAIL" '^AUTH: PAM_AUTHINFO_UNAVAIL$'
 expect_not "card pulled during VERIFY: no success" '^AUTH: PAM_SUCCESS$'
 check "card pulled during VERIFY: no crash" [ "$RC" -le 1 ]
-eject "$port_a"
+piv_eject "$port_a"
 
 # ----------------------------------------------------------------- backend=auto
 drive ps-auto alice "$PASSWORD"
@@ -323,7 +311,7 @@ check "remote session, mode=auto: the card saw no APDU" [ "$(apdus "$port_a")" =
 drive --rhost 192.0.2.7 ps-remote-ok pivp256 "$PIN"
 expect "remote session with allow_remote_token: PAM_SUCCESS" '^AUTH: PAM_SUCCESS$'
 check "allow_remote_token: the card was used" [ "$(apdus "$port_a")" -gt "$n0" ]
-eject "$port_a"
+piv_eject "$port_a"
 
 # ----------------------------------------------------------------- enroll from the card
 card "$port_a" --slot "9a:$pki/cardonly.crt:$pki/cardonly.key"
@@ -346,7 +334,7 @@ check "enroll --from-card: the card's certificate is registered" \
 drive --acct ps-piv pivenroll "$PIN"
 expect "after enrolment from the card: PAM_SUCCESS" '^AUTH: PAM_SUCCESS$'
 expect "after enrolment from the card: account fine" '^ACCT: PAM_SUCCESS$'
-eject "$port_a"
+piv_eject "$port_a"
 
 # ----------------------------------------------------------------- pcscd stopped
 piv_stop "$PIV_PCSCD_PID"
