@@ -15,6 +15,7 @@
 # when it exists; delete it to start over. Environment: CALLS (per round,
 # default 2000), ROUNDS (default 7), CG_CALLS (logins under callgrind,
 # default 100), SIZES (default "10 1000000").
+# shellcheck source-path=SCRIPTDIR
 set -eu
 
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
@@ -24,18 +25,15 @@ ROUNDS=${ROUNDS:-7}
 CG_CALLS=${CG_CALLS:-100}
 SIZES=${SIZES:-"10 1000000"}
 
-CFLAGS="-std=gnu11 -D_GNU_SOURCE -DOPENSSL_API_COMPAT=30000 -DOPENSSL_NO_DEPRECATED
- -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
- -Wno-unused-parameter -Werror -O2 -g -I$SRC/src"
+# shellcheck source=../lib.sh
+. "$SRC/bench/lib.sh"
 CORE="$SRC/src/status.c $SRC/src/log.c $SRC/src/util.c $SRC/src/config.c
  $SRC/src/cert.c $SRC/src/policy.c $SRC/src/crl.c"
-CRYPTO=$(pkg-config --cflags --libs libcrypto)
 
-mkdir -p "$WORK"
-chmod 755 "$WORK"
+bench_workdir "$WORK"
 BENCH=$WORK/crl_bench
 # shellcheck disable=SC2086
-gcc $CFLAGS -o "$BENCH" "$SRC/bench/crl/crl_bench.c" $CORE $CRYPTO
+gcc $BENCH_CFLAGS -o "$BENCH" "$SRC/bench/crl/crl_bench.c" $CORE $BENCH_CRYPTO
 
 echo "machine: $(nproc) cores, $(uname -r), $(openssl version)"
 for n in $SIZES; do
@@ -57,8 +55,7 @@ for n in $SIZES; do
 		valgrind --tool=callgrind --callgrind-out-file="$out" \
 		    --toggle-collect=bench_login \
 		    "$BENCH" run "$dir" "$CG_CALLS" 1 "$which" >/dev/null 2>&1
-		ir=$(callgrind_annotate "$out" 2>/dev/null |
-		    sed -n 's/^ *\([0-9,]*\) .*PROGRAM TOTALS.*/\1/p' | tr -d ,)
+		ir=$(bench_callgrind_total "$out")
 		# CG_CALLS logins + 1 warm-up
 		echo "$which: $((ir / (CG_CALLS + 1))) instructions per login (callgrind)"
 	done

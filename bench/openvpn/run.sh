@@ -12,6 +12,7 @@
 # when it exists (making 100,000 users takes a while); delete it to start
 # over. Environment: CALLS (per round, default 2000), ROUNDS (default 7),
 # CG_CALLS (calls under callgrind, default 200), USERS (default "10 100000").
+# shellcheck source-path=SCRIPTDIR
 set -eu
 
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
@@ -21,26 +22,24 @@ ROUNDS=${ROUNDS:-7}
 CG_CALLS=${CG_CALLS:-200}
 USERS=${USERS:-"10 100000"}
 
-CFLAGS="-std=gnu11 -D_GNU_SOURCE -DOPENSSL_API_COMPAT=30000 -DOPENSSL_NO_DEPRECATED
- -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
- -Wno-unused-parameter -Werror -O2 -g -fPIC -I$SRC/src"
+# shellcheck source=../lib.sh
+. "$SRC/bench/lib.sh"
+CFLAGS="$BENCH_CFLAGS -fPIC"
 CORE="$SRC/src/status.c $SRC/src/log.c $SRC/src/util.c $SRC/src/config.c
  $SRC/src/cert.c $SRC/src/policy.c $SRC/src/registry.c $SRC/src/registry_file.c"
 [ -f "$SRC/src/crl.c" ] && CORE="$CORE $SRC/src/crl.c"
-CRYPTO=$(pkg-config --cflags --libs libcrypto)
 
-mkdir -p "$WORK"
-chmod 755 "$WORK"
+bench_workdir "$WORK"
 PLUGIN=$WORK/openvpn-plugin-personalsign.so
 BENCH=$WORK/bench_tls_verify
 
 # shellcheck disable=SC2086
 gcc $CFLAGS -shared -o "$PLUGIN" "$SRC/openvpn/openvpn-plugin-personalsign.c" \
     $CORE -Wl,--version-script="$SRC/openvpn/openvpn-plugin-personalsign.map" \
-    -Wl,-z,relro,-z,now $CRYPTO
+    -Wl,-z,relro,-z,now $BENCH_CRYPTO
 # shellcheck disable=SC2086
 gcc $CFLAGS -o "$BENCH" "$SRC/bench/openvpn/bench_tls_verify.c" $CORE \
-    -ldl $CRYPTO
+    -ldl $BENCH_CRYPTO
 
 echo "machine: $(nproc) cores, $(uname -r), $(openssl version)"
 for n in $USERS; do
@@ -62,8 +61,7 @@ for n in $USERS; do
 		    --toggle-collect=openvpn_plugin_func_v3 \
 		    "$BENCH" run "$PLUGIN" "$dir" "$CG_CALLS" 1 "$mode" 2>/dev/null |
 		    sed -n 's/^total calls: //p')
-		ir=$(callgrind_annotate "$out" 2>/dev/null |
-		    sed -n 's/^ *\([0-9,]*\) .*PROGRAM TOTALS.*/\1/p' | tr -d ,)
+		ir=$(bench_callgrind_total "$out")
 		echo "callgrind $mode: $ir instructions in $calls calls = $((ir / calls)) per call"
 	done
 done
