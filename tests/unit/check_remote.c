@@ -682,6 +682,22 @@ check(const struct ps_reg_list *list, size_t usable,
 	    entry, why, 256);
 }
 
+/* A response by fixture key `who` to challenge `answered`, checked against
+ * c at now (usable entries of list): refused, with want in the reason. */
+static void
+check_refuses(const struct ps_reg_list *list, size_t usable,
+    const struct ps_challenge *c, const struct ps_challenge *answered,
+    const char *who, time_t now, const char *want)
+{
+	char why[256], *line = respond_as(answered, who);
+	size_t entry;
+
+	ck_assert_int_eq(check(list, usable, c, line, now, &entry, why),
+	    PS_ERR_AUTH);
+	ck_assert_ptr_nonnull(strstr(why, want));
+	free(line);
+}
+
 START_TEST(remote_check_accepts_once)
 {
 	static const char *const names[] = { "bob.crt", "alice.crt" };
@@ -702,11 +718,7 @@ START_TEST(remote_check_accepts_once)
 	    PS_ERR_AUTH);
 	ck_assert_ptr_nonnull(strstr(why, "already been used"));
 	free(line);
-	line = respond_as(&c, "bob");
-	ck_assert_int_eq(check(&list, 2, &c, line, now + 6, &entry, why),
-	    PS_ERR_AUTH);
-	ck_assert_ptr_nonnull(strstr(why, "already been used"));
-	free(line);
+	check_refuses(&list, 2, &c, &c, "bob", now + 6, "already been used");
 	ps_challenge_clear(&c);
 	ps_reg_list_free(&list);
 }
@@ -742,40 +754,22 @@ START_TEST(remote_check_refusals)
 	new_challenge(&other_user, "srv", "bob", now);
 	new_challenge(&other_host, "other", "alice", now);
 	new_challenge(&earlier, "srv", "alice", now - 30);
-	line = respond_as(&other_user, "alice");
-	ck_assert_int_eq(check(&list, 2, &c, line, now, &entry, why),
-	    PS_ERR_AUTH);
-	ck_assert_ptr_nonnull(strstr(why, "different challenge"));
-	free(line);
-	line = respond_as(&other_host, "alice");
-	ck_assert_int_eq(check(&list, 2, &c, line, now, &entry, why),
-	    PS_ERR_AUTH);
-	ck_assert_ptr_nonnull(strstr(why, "different challenge"));
-	free(line);
-	line = respond_as(&earlier, "alice");
-	ck_assert_int_eq(check(&list, 2, &c, line, now, &entry, why),
-	    PS_ERR_AUTH);
-	ck_assert_ptr_nonnull(strstr(why, "different challenge"));
-	free(line);
+	check_refuses(&list, 2, &c, &other_user, "alice", now,
+	    "different challenge");
+	check_refuses(&list, 2, &c, &other_host, "alice", now,
+	    "different challenge");
+	check_refuses(&list, 2, &c, &earlier, "alice", now,
+	    "different challenge");
 
 	/* expired */
-	line = respond_as(&c, "alice");
-	ck_assert_int_eq(check(&list, 2, &c, line, (time_t)c.expires + 1,
-	    &entry, why), PS_ERR_AUTH);
-	ck_assert_ptr_nonnull(strstr(why, "expired"));
-	free(line);
+	check_refuses(&list, 2, &c, &c, "alice", (time_t)c.expires + 1,
+	    "expired");
 
 	/* a key that is not registered, and one registered but not usable */
-	line = respond_as(&c, "bob");
-	ck_assert_int_eq(check(&list, 2, &c, line, now, &entry, why),
-	    PS_ERR_AUTH);
-	ck_assert_ptr_nonnull(strstr(why, "not a valid registered key"));
-	free(line);
-	line = respond_as(&c, "ivan");
-	ck_assert_int_eq(check(&list, 1, &c, line, now, &entry, why),
-	    PS_ERR_AUTH);
-	ck_assert_ptr_nonnull(strstr(why, "not a valid registered key"));
-	free(line);
+	check_refuses(&list, 2, &c, &c, "bob", now,
+	    "not a valid registered key");
+	check_refuses(&list, 1, &c, &c, "ivan", now,
+	    "not a valid registered key");
 
 	/* right key named, signature of something else */
 	line = respond_as(&c, "alice");

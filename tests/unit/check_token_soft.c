@@ -223,51 +223,43 @@ unlock_ok(struct env *e, const char *file, const char *crt, bool has_cert)
 
 static const char *users[] = { "alice", "bob", "carol" };
 
-START_TEST(test_pfx_unlock_sign)
+/*
+ * The keystore fixture <user><suffix>, installed as `as` under
+ * keystore=pattern (NULL: the default), unlocks and signs as <user>.crt.
+ */
+static void
+format_case(const char *user, const char *pattern, const char *suffix,
+    const char *as, bool has_cert)
 {
 	struct env e;
 	char fx[64], crt[64];
 	char *path;
 
-	env_init(&e, NULL);
-	snprintf(fx, sizeof(fx), "%s.pfx", users[_i]);
-	snprintf(crt, sizeof(crt), "%s.crt", users[_i]);
-	path = install(&e, fx, "ks.pfx", 0600);
-	unlock_ok(&e, path, crt, true);
+	env_init(&e, pattern);
+	snprintf(fx, sizeof(fx), "%s%s", user, suffix);
+	snprintf(crt, sizeof(crt), "%s.crt", user);
+	path = install(&e, fx, as, 0600);
+	unlock_ok(&e, path, crt, has_cert);
 	free(path);
 	env_free(&e);
+}
+
+START_TEST(test_pfx_unlock_sign)
+{
+	format_case(users[_i], NULL, ".pfx", "ks.pfx", true);
 }
 END_TEST
 
 START_TEST(test_legacy_pfx_unlock_sign)
 {
-	struct env e;
-	char fx[64], crt[64];
-	char *path;
-
-	env_init(&e, NULL);
-	snprintf(fx, sizeof(fx), "%s-legacy.pfx", users[_i]);
-	snprintf(crt, sizeof(crt), "%s.crt", users[_i]);
-	path = install(&e, fx, "ks.pfx", 0600);
-	unlock_ok(&e, path, crt, true);
-	free(path);
-	env_free(&e);
+	format_case(users[_i], NULL, "-legacy.pfx", "ks.pfx", true);
 }
 END_TEST
 
 START_TEST(test_pem_unlock_sign)
 {
-	struct env e;
-	char fx[64], crt[64];
-	char *path;
-
-	env_init(&e, "%h/ks.pem");
-	snprintf(fx, sizeof(fx), "%s.key.enc.pem", users[_i]);
-	snprintf(crt, sizeof(crt), "%s.crt", users[_i]);
-	path = install(&e, fx, "ks.pem", 0600);
-	unlock_ok(&e, path, crt, false);
-	free(path);
-	env_free(&e);
+	format_case(users[_i], "%h/ks.pem", ".key.enc.pem", "ks.pem",
+	    false);
 }
 END_TEST
 
