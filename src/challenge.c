@@ -23,96 +23,10 @@
 #include "challenge.h"
 #include "ps_status.h"
 #include "util.h"
+#include "wire.h"
 
-/* base64url of PS_NONCE_LEN bytes without padding */
-#define NONCE_B64_LEN	((PS_NONCE_LEN * 4 + 2) / 3)
 /* A signature longer than this (RSA-8192) is not from a supported key. */
 #define SIG_MAX		1024
-
-static const char b64url_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/* ------------------------------------------------------------ base64url */
-
-static size_t
-b64url_len(size_t n)
-{
-	return (n / 3) * 4 + (n % 3 == 0 ? 0 : n % 3 + 1);
-}
-
-/* out must hold b64url_len(len) + 1 bytes. */
-static void
-b64url_encode(const unsigned char *in, size_t len, char *out)
-{
-	uint32_t v;
-	size_t i, o = 0, rest;
-
-	for (i = 0; i + 3 <= len; i += 3) {
-		v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 |
-		    in[i + 2];
-		out[o++] = b64url_alphabet[(v >> 18) & 63];
-		out[o++] = b64url_alphabet[(v >> 12) & 63];
-		out[o++] = b64url_alphabet[(v >> 6) & 63];
-		out[o++] = b64url_alphabet[v & 63];
-	}
-	rest = len - i;
-	if (rest > 0) {
-		v = (uint32_t)in[i] << 16;
-		if (rest == 2)
-			v |= (uint32_t)in[i + 1] << 8;
-		out[o++] = b64url_alphabet[(v >> 18) & 63];
-		out[o++] = b64url_alphabet[(v >> 12) & 63];
-		if (rest == 2)
-			out[o++] = b64url_alphabet[(v >> 6) & 63];
-	}
-	out[o] = '\0';
-}
-
-static int
-b64url_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '-')
-		return 62;
-	if (c == '_')
-		return 63;
-	return -1;
-}
-
-/*
- * Decode exactly `outlen` bytes from exactly b64url_len(outlen) chars.
- * Unused low bits of the last char must be zero, so that each value has
- * one spelling only.
- */
-static int
-b64url_decode(const char *in, size_t inlen, unsigned char *out, size_t outlen)
-{
-	uint32_t acc = 0;
-	size_t i, o = 0;
-	int bits = 0, v;
-
-	if (inlen != b64url_len(outlen))
-		return PS_ERR_INVALID;
-	for (i = 0; i < inlen; i++) {
-		if ((v = b64url_value((unsigned char)in[i])) < 0)
-			return PS_ERR_INVALID;
-		acc = (acc << 6) | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			out[o++] = (unsigned char)(acc >> bits);
-			acc &= (1u << bits) - 1;
-		}
-	}
-	if (o != outlen || acc != 0)
-		return PS_ERR_INVALID;
-	return PS_OK;
-}
 
 /* ------------------------------------------------------------ fields */
 
@@ -215,17 +129,20 @@ ps_challenge_new(struct ps_challenge *c, const char *host,
 int
 ps_challenge_encode(const struct ps_challenge *c, char **text, size_t *len)
 {
-	char nonce[NONCE_B64_LEN + 1];
-	char *buf = NULL;
+	char *nonce = NULL, *buf = NULL;
 	int n, r = PS_ERR_INVALID;
 
 	*text = NULL;
 	*len = 0;
 	if (c == NULL || !challenge_valid(c))
 		return PS_ERR_INVALID;
-	b64url_encode(c->nonce, sizeof(c->nonce), nonce);
+	if ((r = ps_b64_encode(c->nonce, sizeof(c->nonce), true, &nonce)) !=
+	    PS_OK)
+		return r;
+	r = PS_ERR_NOMEM;
 	if ((buf = malloc(PS_CHALLENGE_TEXT_MAX + 1)) == NULL)
-		return PS_ERR_NOMEM;
+		goto out;
+	r = PS_ERR_INVALID;
 	n = snprintf(buf, PS_CHALLENGE_TEXT_MAX + 1,
 	    "%s\nhost=%s\nservice=%s\nuser=%s\nrhost=%s\n"
 	    "issued=%lld\nexpires=%lld\nnonce=%s\n",
@@ -238,6 +155,7 @@ ps_challenge_encode(const struct ps_challenge *c, char **text, size_t *len)
 	buf = NULL;
 	r = PS_OK;
  out:
+	free(nonce);
 	free(buf);
 	return r;
 }
@@ -319,15 +237,28 @@ parse_number(struct cursor *cur, const char *key, long long *out)
 	return PS_OK;
 }
 
+/*
+ * The nonce: unpadded base64url of exactly PS_NONCE_LEN bytes. The strict
+ * decoder accepts one spelling per value, so exactly one text (of
+ * ps_b64_len(PS_NONCE_LEN, true) characters) gives each nonce.
+ */
 static int
 parse_nonce(struct cursor *cur, unsigned char *nonce)
 {
 	const char *val;
-	size_t vlen;
+	unsigned char *raw = NULL;
+	size_t vlen, rawlen = 0;
+	int r;
 
 	if (next_value(cur, "nonce", &val, &vlen) != PS_OK)
 		return PS_ERR_INVALID;
-	return b64url_decode(val, vlen, nonce, PS_NONCE_LEN);
+	if ((r = ps_b64_decode(val, vlen, true, PS_NONCE_LEN, &raw,
+	    &rawlen)) != PS_OK)
+		return r;
+	if (rawlen == PS_NONCE_LEN)
+		memcpy(nonce, raw, PS_NONCE_LEN);
+	free(raw);
+	return rawlen == PS_NONCE_LEN ? PS_OK : PS_ERR_INVALID;
 }
 
 static int
