@@ -38,7 +38,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 
@@ -307,44 +306,6 @@ fsig_eq(const struct fsig *a, const struct fsig *b)
 {
 	return a->size == b->size && a->mtime_ns == b->mtime_ns &&
 	    a->ctime_ns == b->ctime_ns && a->ino == b->ino && a->dev == b->dev;
-}
-
-/* A directory we may trust: real, owned by root (or us), not writable by
- * others. PS_ERR_NOT_FOUND (not logged) when absent. */
-static int
-trusted_dir(const struct ps_log *log, const char *path)
-{
-	struct stat st;
-
-	if (lstat(path, &st) != 0) {
-		if (errno == ENOENT)
-			return PS_ERR_NOT_FOUND;
-		ps_log_err(log, "%s: cannot stat: %s", path, strerror(errno));
-		return PS_ERR_IO;
-	}
-	if (!S_ISDIR(st.st_mode)) {
-		ps_log_err(log, "%s: not a directory", path);
-		return PS_ERR_UNSAFE;
-	}
-	if ((st.st_uid != 0 && st.st_uid != geteuid()) ||
-	    (st.st_mode & (S_IWGRP | S_IWOTH))) {
-		ps_log_err(log, "%s: owned by uid %lu or writable by others: "
-		    "refusing to trust it", path, (unsigned long)st.st_uid);
-		return PS_ERR_UNSAFE;
-	}
-	return PS_OK;
-}
-
-static void
-trusted_rules(struct ps_file_rules *rules, size_t max)
-{
-	memset(rules, 0, sizeof(*rules));
-	rules->max_size = max;
-	rules->check_owner = true;
-	rules->owner = geteuid();
-	rules->owner_or_root = true;
-	rules->forbid_group_write = true;
-	rules->forbid_other_write = true;
 }
 
 const char *
@@ -754,9 +715,9 @@ read_manifest(const struct ps_log *log, const char *dir,
 		r = PS_ERR_NOMEM;
 		goto out;
 	}
-	if ((r = trusted_dir(log, ixdir)) != PS_OK)
+	if ((r = ps_dir_check(log, ixdir)) != PS_OK)
 		goto out;
-	trusted_rules(&rules, MANIFEST_MAX);
+	ps_file_rules_trusted(&rules, MANIFEST_MAX);
 	if ((r = ps_read_file(log, path, &rules, &data, &len)) != PS_OK)
 		goto out;
 	if (memchr(data, '\0', len) != NULL) {
@@ -1190,7 +1151,7 @@ view_parse_changed(struct ps_crl_view *v)
 	if (v->nchanged > 0 &&
 	    (v->parsed = calloc(v->nchanged, sizeof(*v->parsed))) == NULL)
 		return PS_ERR_NOMEM;
-	trusted_rules(&rules, PS_CRL_FILE_MAX);
+	ps_file_rules_trusted(&rules, PS_CRL_FILE_MAX);
 	for (i = 0; i < v->nchanged; i++) {
 		if ((path = ps_strdup_printf("%s/%s", v->dir, v->changed[i])) ==
 		    NULL)
@@ -1538,7 +1499,7 @@ item_load(struct update *u, int dfd, const char *name, struct crl_item *it)
 	it->status = MF_INVALID;
 	if ((path = ps_strdup_printf("%s/%s", u->dir, name)) == NULL)
 		return PS_ERR_NOMEM;
-	trusted_rules(&rules, PS_CRL_FILE_MAX);
+	ps_file_rules_trusted(&rules, PS_CRL_FILE_MAX);
 	/* the signature recorded is the one of what we read */
 	if (fstatat(dfd, name, &st, 0) != 0) {
 		ps_log_err(u->log, "%s: cannot stat: %s", path,
@@ -1874,7 +1835,7 @@ static int
 update_lock(struct update *u, int *fdp)
 {
 	char *path;
-	int fd, r;
+	int r;
 
 	*fdp = -1;
 	if (mkdir(u->ixdir, 0755) != 0 && errno != EEXIST) {
@@ -1882,30 +1843,13 @@ update_lock(struct update *u, int *fdp)
 		    strerror(errno));
 		return PS_ERR_IO;
 	}
-	if ((r = trusted_dir(u->log, u->ixdir)) != PS_OK)
+	if ((r = ps_dir_check(u->log, u->ixdir)) != PS_OK)
 		return r;
 	if ((path = ps_strdup_printf("%s/%s", u->ixdir, LOCK_FILE)) == NULL)
 		return PS_ERR_NOMEM;
-	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY,
-	    0600);
-	if (fd < 0) {
-		ps_log_err(u->log, "%s: cannot open: %s", path,
-		    strerror(errno));
-		free(path);
-		return PS_ERR_IO;
-	}
-	while (flock(fd, LOCK_EX) != 0) {
-		if (errno == EINTR)
-			continue;
-		ps_log_err(u->log, "%s: cannot lock: %s", path,
-		    strerror(errno));
-		close(fd);
-		free(path);
-		return PS_ERR_IO;
-	}
+	r = ps_lock_file(u->log, path, fdp);
 	free(path);
-	*fdp = fd;
-	return PS_OK;
+	return r;
 }
 
 static void

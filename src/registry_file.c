@@ -48,7 +48,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <openssl/bio.h>
 #include <openssl/pem.h>
@@ -218,44 +217,6 @@ user_valid(const struct ps_log *log, const char *user)
 	return false;
 }
 
-/*
- * A directory inside the registry may be trusted when it is a real
- * directory (not a symlink), owned by root or us, and writable by nobody
- * else. PS_ERR_NOT_FOUND (not logged) when it does not exist.
- */
-static int
-dir_check(const struct ps_log *log, const char *path)
-{
-	struct stat st;
-
-	if (lstat(path, &st) != 0) {
-		if (errno == ENOENT)
-			return PS_ERR_NOT_FOUND;
-		ps_log_err(log, "%s: cannot stat: %s", path, strerror(errno));
-		return PS_ERR_IO;
-	}
-	if (S_ISLNK(st.st_mode)) {
-		ps_log_err(log, "%s: is a symbolic link: refusing to trust it",
-		    path);
-		return PS_ERR_UNSAFE;
-	}
-	if (!S_ISDIR(st.st_mode)) {
-		ps_log_err(log, "%s: not a directory", path);
-		return PS_ERR_UNSAFE;
-	}
-	if (st.st_uid != 0 && st.st_uid != geteuid()) {
-		ps_log_err(log, "%s: owned by uid %lu, not root: refusing to "
-		    "trust it", path, (unsigned long)st.st_uid);
-		return PS_ERR_UNSAFE;
-	}
-	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-		ps_log_err(log, "%s: writable by group or others: refusing to "
-		    "trust it", path);
-		return PS_ERR_UNSAFE;
-	}
-	return PS_OK;
-}
-
 /* The root and every directory above it must be trusted. */
 static int
 root_check(struct ps_registry *reg)
@@ -284,7 +245,7 @@ ensure_dir(const struct ps_log *log, const char *path)
 {
 	if (mkdir(path, 0755) != 0) {
 		if (errno == EEXIST)
-			return dir_check(log, path);
+			return ps_dir_check(log, path);
 		ps_log_err(log, "%s: cannot create directory: %s", path,
 		    strerror(errno));
 		return PS_ERR_IO;
@@ -378,6 +339,39 @@ file_exists(const struct ps_log *log, const char *path)
 	return -1;
 }
 
+/*
+ * The paths of `user`'s usable and retired entry files for `fp` (the
+ * caller frees both, on error too) and whether each exists (file_exists).
+ */
+static int
+entry_files(struct ps_registry *reg, const char *user, const char *fp,
+    char **active, char **retired, int *a, int *t)
+{
+	*active = entry_path(reg, user, fp, false);
+	*retired = entry_path(reg, user, fp, true);
+	if (*active == NULL || *retired == NULL)
+		return PS_ERR_NOMEM;
+	*a = file_exists(reg->log, *active);
+	*t = file_exists(reg->log, *retired);
+	return *a < 0 || *t < 0 ? PS_ERR_IO : PS_OK;
+}
+
+/*
+ * Read a registry file that may not exist yet (.pending, the audit log):
+ * absent is PS_OK with *data NULL; any other failure is logged.
+ */
+static int
+read_optional(struct ps_registry *reg, const char *path, size_t max,
+    unsigned char **data, size_t *len)
+{
+	struct ps_file_rules rules;
+	int r;
+
+	ps_file_rules_trusted(&rules, max);
+	r = ps_read_file(reg->log, path, &rules, data, len);
+	return r == PS_ERR_NOT_FOUND ? PS_OK : r;
+}
+
 static bool
 read_only(struct ps_registry *reg)
 {
@@ -394,36 +388,12 @@ static int
 lock_take(struct ps_registry *reg, int *fdp)
 {
 	char *path;
-	struct stat st;
-	int fd = -1, r = PS_ERR_IO;
+	int r;
 
 	*fdp = -1;
 	if ((path = path_join(impl_of(reg)->root, LOCK_FILE)) == NULL)
 		return PS_ERR_NOMEM;
-	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY,
-	    0600);
-	if (fd < 0) {
-		ps_log_err(reg->log, "%s: cannot open lock: %s", path,
-		    strerror(errno));
-		goto out;
-	}
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		ps_log_err(reg->log, "%s: lock is not a regular file", path);
-		goto out;
-	}
-	while (flock(fd, LOCK_EX) != 0) {
-		if (errno != EINTR) {
-			ps_log_err(reg->log, "%s: cannot lock: %s", path,
-			    strerror(errno));
-			goto out;
-		}
-	}
-	*fdp = fd;
-	fd = -1;
-	r = PS_OK;
- out:
-	if (fd >= 0)
-		close(fd);
+	r = ps_lock_file(reg->log, path, fdp);
 	free(path);
 	return r;
 }
@@ -462,23 +432,6 @@ audit_format(const struct ps_reg_change *why, const char *action,
 	snprintf(j->user, sizeof(j->user), "%s", user);
 	snprintf(j->fp, sizeof(j->fp), "%s", fp);
 	return PS_OK;
-}
-
-static int
-write_all_fd(int fd, const char *data, size_t len)
-{
-	size_t off = 0;
-	ssize_t n;
-
-	while (off < len) {
-		n = write(fd, data + off, len - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		off += (size_t)n;
-	}
-	return 0;
 }
 
 /* Is `line` already the last line of the log open on fd (size st_size)? */
@@ -536,8 +489,8 @@ audit_append(struct ps_registry *reg, const char *line, bool once)
 		    strerror(errno));
 		goto out;
 	}
-	if ((last != '\n' && write_all_fd(fd, "\n", 1) != 0) ||
-	    write_all_fd(fd, line, strlen(line)) != 0) {
+	if ((last != '\n' && ps_write_all(fd, "\n", 1) != 0) ||
+	    ps_write_all(fd, line, strlen(line)) != 0) {
 		ps_log_err(reg->log, "%s: cannot write audit log: %s", path,
 		    strerror(errno));
 		goto out;
@@ -789,13 +742,7 @@ load_entry(struct ps_registry *reg, const char *path, const char *fp,
 	int r;
 
 	*cert = NULL;
-	memset(&rules, 0, sizeof(rules));
-	rules.max_size = ENTRY_FILE_MAX;
-	rules.check_owner = true;
-	rules.owner = geteuid();
-	rules.owner_or_root = true;
-	rules.forbid_group_write = true;
-	rules.forbid_other_write = true;
+	ps_file_rules_trusted(&rules, ENTRY_FILE_MAX);
 	if ((r = ps_read_file(reg->log, path, &rules, &data, &len)) != PS_OK)
 		return r;	/* logged, except a missing file */
 	if (parse_entry((const char *)data, len, retired, m, &x, &why) != 0) {
@@ -909,7 +856,7 @@ index_dir_check(struct ps_registry *reg)
 
 	if (dir == NULL)
 		return PS_ERR_NOMEM;
-	r = dir_check(reg->log, dir);
+	r = ps_dir_check(reg->log, dir);
 	free(dir);
 	return r == PS_ERR_NOT_FOUND ? PS_OK : r;
 }
@@ -931,15 +878,9 @@ index_read(struct ps_registry *reg, const char *fp, char **owner)
 		r = PS_ERR_NOMEM;
 		goto out;
 	}
-	if ((r = dir_check(reg->log, dir)) != PS_OK)
+	if ((r = ps_dir_check(reg->log, dir)) != PS_OK)
 		goto out;
-	memset(&rules, 0, sizeof(rules));
-	rules.max_size = INDEX_FILE_MAX;
-	rules.check_owner = true;
-	rules.owner = geteuid();
-	rules.owner_or_root = true;
-	rules.forbid_group_write = true;
-	rules.forbid_other_write = true;
+	ps_file_rules_trusted(&rules, INDEX_FILE_MAX);
 	if ((r = ps_read_file(reg->log, path, &rules, &data, &len)) != PS_OK)
 		goto out;
 	/* exactly "USER\n" */
@@ -1045,7 +986,7 @@ journal_begin(struct ps_registry *reg, const struct journal *j)
 		    strerror(errno));
 		goto out;
 	}
-	if (write_all_fd(fd, j->line, strlen(j->line)) != 0 ||
+	if (ps_write_all(fd, j->line, strlen(j->line)) != 0 ||
 	    fsync(fd) != 0) {
 		ps_log_err(reg->log, "%s: cannot write: %s", path,
 		    strerror(errno));
@@ -1211,21 +1152,13 @@ static int
 journal_applied(struct ps_registry *reg, const struct journal *j,
     bool *applied)
 {
-	char *active = entry_path(reg, j->user, j->fp, false);
-	char *retired = entry_path(reg, j->user, j->fp, true);
-	int a, t, r = PS_OK;
+	char *active = NULL, *retired = NULL;
+	int a, t, r;
 
 	*applied = false;
-	if (active == NULL || retired == NULL) {
-		r = PS_ERR_NOMEM;
+	if ((r = entry_files(reg, j->user, j->fp, &active, &retired, &a,
+	    &t)) != PS_OK)
 		goto out;
-	}
-	a = file_exists(reg->log, active);
-	t = file_exists(reg->log, retired);
-	if (a < 0 || t < 0) {
-		r = PS_ERR_IO;
-		goto out;
-	}
 	if (strcmp(j->action, "enroll") == 0) {
 		*applied = a > 0;
 		if (!*applied && t == 0)
@@ -1271,7 +1204,6 @@ journal_settle(struct ps_registry *reg, const struct journal *j,
 static int
 journal_recover(struct ps_registry *reg)
 {
-	struct ps_file_rules rules;
 	struct journal j;
 	unsigned char *data = NULL;
 	char *path;
@@ -1281,20 +1213,9 @@ journal_recover(struct ps_registry *reg)
 
 	if ((path = pending_path(reg)) == NULL)
 		return PS_ERR_NOMEM;
-	memset(&rules, 0, sizeof(rules));
-	rules.max_size = AUDIT_LINE_MAX;
-	rules.check_owner = true;
-	rules.owner = geteuid();
-	rules.owner_or_root = true;
-	rules.forbid_group_write = true;
-	rules.forbid_other_write = true;
-	r = ps_read_file(reg->log, path, &rules, &data, &len);
-	if (r == PS_ERR_NOT_FOUND) {
-		r = PS_OK;
-		goto out;
-	}
-	if (r != PS_OK)
-		goto out;
+	if ((r = read_optional(reg, path, AUDIT_LINE_MAX, &data, &len)) !=
+	    PS_OK || data == NULL)
+		goto out;	/* no change was interrupted */
 	if (journal_parse((const char *)data, len, &j) != 0) {
 		/* torn while being written: the change never started */
 		ps_log_warn(reg->log, "registry: discarding an incomplete %s",
@@ -1501,7 +1422,7 @@ file_lookup_user(struct ps_registry *reg, const char *user,
 		return r == PS_ERR_NOT_FOUND ? PS_ERR_IO : r;
 	if ((udir = user_dir(reg, user)) == NULL)
 		return PS_ERR_NOMEM;
-	if ((r = dir_check(reg->log, udir)) != PS_OK) {
+	if ((r = ps_dir_check(reg->log, udir)) != PS_OK) {
 		if (r == PS_ERR_NOT_FOUND)
 			ps_log_debug(reg->log, "registry: no entries for %s",
 			    user);
@@ -1576,18 +1497,9 @@ check_not_registered(struct ps_registry *reg, const char *user,
 		r = PS_ERR_EXISTS;
 		goto out;
 	}
-	active = entry_path(reg, user, fp, false);
-	retired = entry_path(reg, user, fp, true);
-	if (active == NULL || retired == NULL) {
-		r = PS_ERR_NOMEM;
+	if ((r = entry_files(reg, user, fp, &active, &retired, &a, &t)) !=
+	    PS_OK)
 		goto out;
-	}
-	a = file_exists(reg->log, active);
-	t = file_exists(reg->log, retired);
-	if (a < 0 || t < 0) {
-		r = PS_ERR_IO;
-		goto out;
-	}
 	if (a > 0 || t > 0) {
 		ps_log_err(reg->log, "key %.16s is already registered to user "
 		    "%s%s", fp, user, a > 0 ? "" : " (retired)");
@@ -1874,18 +1786,9 @@ remove_locked(struct ps_registry *reg, const char *user, const char *fp,
 		r = PS_ERR_INVALID;
 		goto out;
 	}
-	active = entry_path(reg, user, fp, false);
-	retired = entry_path(reg, user, fp, true);
-	if (active == NULL || retired == NULL) {
-		r = PS_ERR_NOMEM;
+	if ((r = entry_files(reg, user, fp, &active, &retired, &a, &t)) !=
+	    PS_OK)
 		goto out;
-	}
-	a = file_exists(reg->log, active);
-	t = file_exists(reg->log, retired);
-	if (a < 0 || t < 0) {
-		r = PS_ERR_IO;
-		goto out;
-	}
 	if (a == 0 && t == 0 && owner == NULL) {
 		ps_log_err(reg->log, "registry: user %s has no key %.16s",
 		    user, fp);
@@ -2030,7 +1933,7 @@ list_one(struct ps_registry *reg, const char *name, char ***names,
 	}
 	if ((udir = user_dir(reg, name)) == NULL)
 		return PS_ERR_NOMEM;
-	if (dir_check(reg->log, udir) == PS_OK && has_entries(udir, true))
+	if (ps_dir_check(reg->log, udir) == PS_OK && has_entries(udir, true))
 		r = names_append(names, count, name);
 	free(udir);
 	return r;
@@ -2148,7 +2051,6 @@ static int
 file_history(struct ps_registry *reg, const char *user,
     struct ps_reg_history *out)
 {
-	struct ps_file_rules rules;
 	struct ps_reg_history h = { NULL, 0, 0 };
 	struct ps_reg_event ev;
 	unsigned char *data = NULL;
@@ -2163,20 +2065,9 @@ file_history(struct ps_registry *reg, const char *user,
 		return r;
 	if ((path = path_join(impl_of(reg)->root, AUDIT_FILE)) == NULL)
 		return PS_ERR_NOMEM;
-	memset(&rules, 0, sizeof(rules));
-	rules.max_size = AUDIT_FILE_MAX;
-	rules.check_owner = true;
-	rules.owner = geteuid();
-	rules.owner_or_root = true;
-	rules.forbid_group_write = true;
-	rules.forbid_other_write = true;
-	r = ps_read_file(reg->log, path, &rules, &data, &len);
-	if (r == PS_ERR_NOT_FOUND) {
-		r = PS_OK;
-		goto out;
-	}
-	if (r != PS_OK)
-		goto out;
+	if ((r = read_optional(reg, path, AUDIT_FILE_MAX, &data, &len)) !=
+	    PS_OK || data == NULL)
+		goto out;	/* no audit log yet: no history */
 	for (line = (char *)data; line < (char *)data + len; line = next) {
 		if ((next = memchr(line, '\n', len - (size_t)(line -
 		    (char *)data))) == NULL) {

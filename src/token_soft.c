@@ -284,24 +284,6 @@ ks_read(const char *path, uid_t uid, unsigned char *buf, size_t cap,
 	close(fd);
 }
 
-static int
-write_all(int fd, const void *data, size_t len)
-{
-	const unsigned char *p = data;
-	ssize_t n;
-
-	while (len > 0) {
-		n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* 0 when exactly len bytes were read, -1 on error or early EOF. */
 static int
 read_all(int fd, void *data, size_t len)
@@ -368,8 +350,8 @@ child_main(const char *path, uid_t uid, gid_t gid, unsigned char *buf,
 		res.why = KS_PRIVDROP;
 	} else
 		ks_read(path, uid, buf, cap, &res);
-	if (write_all(fd, &res, sizeof(res)) != 0 ||
-	    (res.why == KS_OK && write_all(fd, buf, res.len) != 0))
+	if (ps_write_all(fd, &res, sizeof(res)) != 0 ||
+	    (res.why == KS_OK && ps_write_all(fd, buf, res.len) != 0))
 		_exit(2);
 	ps_wipe(buf, cap);
 	_exit(res.why == KS_OK ? 0 : 1);
@@ -637,21 +619,32 @@ detect_format(struct ps_token *tok, enum ks_format *fmt)
 	return PS_ERR_TOKEN;
 }
 
-/* The certificate among `cand` whose public key is the private key's. */
-static X509 *
-matching_cert(EVP_PKEY *priv, X509 *first, STACK_OF(X509) *rest)
+/*
+ * A reference of its own in *cert to the certificate (first, then those
+ * in rest) whose public key is the private key's, for both keystore
+ * formats. None matching leaves *cert NULL, which is not an error: the
+ * key is then offered without one.
+ */
+static int
+take_matching_cert(EVP_PKEY *priv, X509 *first, STACK_OF(X509) *rest,
+    X509 **cert)
 {
-	X509 *x;
+	X509 *m = NULL, *x;
 	int i;
 
 	if (first != NULL && EVP_PKEY_eq(X509_get0_pubkey(first), priv) == 1)
-		return first;
-	for (i = 0; rest != NULL && i < sk_X509_num(rest); i++) {
+		m = first;
+	for (i = 0; m == NULL && rest != NULL && i < sk_X509_num(rest); i++) {
 		x = sk_X509_value(rest, i);
 		if (EVP_PKEY_eq(X509_get0_pubkey(x), priv) == 1)
-			return x;
+			m = x;
 	}
-	return NULL;
+	if (m == NULL)
+		return PS_OK;
+	if (X509_up_ref(m) != 1)
+		return PS_ERR_CRYPTO;
+	*cert = m;
+	return PS_OK;
 }
 
 static int
@@ -661,7 +654,7 @@ unlock_pkcs12(struct ps_token *tok, const char *password, EVP_PKEY **priv,
 	struct soft *s = soft_of(tok);
 	const struct ps_log *log = log_of(tok);
 	STACK_OF(X509) *extra = NULL;
-	X509 *c = NULL, *m;
+	X509 *c = NULL;
 	int r;
 
 	r = ps_pkcs12_parse(log, s->data, s->len, password, priv, &c, &extra);
@@ -676,14 +669,7 @@ unlock_pkcs12(struct ps_token *tok, const char *password, EVP_PKEY **priv,
 			r = PS_ERR_TOKEN;
 		goto out;
 	}
-	if ((m = matching_cert(*priv, c, extra)) != NULL) {
-		if (X509_up_ref(m) != 1) {
-			r = PS_ERR_CRYPTO;
-			goto out;
-		}
-		*cert = m;
-	}
-	r = PS_OK;
+	r = take_matching_cert(*priv, c, extra, cert);
  out:
 	X509_free(c);
 	sk_X509_pop_free(extra, X509_free);
@@ -822,7 +808,6 @@ unlock_pem(struct ps_token *tok, const char *password, EVP_PKEY **priv,
 	unsigned char *der = NULL;
 	long derlen = 0;
 	int blocks = 0, r = PS_ERR_NOMEM;
-	X509 *m;
 
 	*priv = NULL;
 	if ((certs = sk_X509_new_null()) == NULL ||
@@ -849,14 +834,7 @@ unlock_pem(struct ps_token *tok, const char *password, EVP_PKEY **priv,
 		r = PS_ERR_TOKEN;
 		goto out;
 	}
-	if ((m = matching_cert(*priv, NULL, certs)) != NULL) {
-		if (X509_up_ref(m) != 1) {
-			r = PS_ERR_CRYPTO;
-			goto out;
-		}
-		*cert = m;
-	}
-	r = PS_OK;
+	r = take_matching_cert(*priv, NULL, certs, cert);
  out:
 	BIO_free(bio);
 	sk_X509_pop_free(certs, X509_free);

@@ -1,6 +1,7 @@
 /*
- * util.c - secret wiping, user-name validation, trusted file reading,
- * atomic replacement and small encoders shared by the core (util.h).
+ * util.c - secret wiping, user-name validation, trusted file and
+ * directory checks, lock files, atomic replacement and small encoders
+ * shared by the core (util.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 
 #include "ps_status.h"
@@ -233,6 +235,92 @@ ps_path_trusted(const struct ps_log *log, const char *path)
 	}
 }
 
+/*
+ * One directory, without its parents (ps_path_trusted covers those once
+ * for a root): the registry and the CRL index check every directory they
+ * descend into with this.
+ */
+int
+ps_dir_check(const struct ps_log *log, const char *path)
+{
+	struct stat st;
+
+	if (lstat(path, &st) != 0) {
+		if (errno == ENOENT)
+			return PS_ERR_NOT_FOUND;
+		ps_log_err(log, "%s: cannot stat: %s", path, strerror(errno));
+		return PS_ERR_IO;
+	}
+	if (S_ISLNK(st.st_mode)) {
+		ps_log_err(log, "%s: is a symbolic link: refusing to trust it",
+		    path);
+		return PS_ERR_UNSAFE;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		ps_log_err(log, "%s: not a directory", path);
+		return PS_ERR_UNSAFE;
+	}
+	if (st.st_uid != 0 && st.st_uid != geteuid()) {
+		ps_log_err(log, "%s: owned by uid %lu, not root: refusing to "
+		    "trust it", path, (unsigned long)st.st_uid);
+		return PS_ERR_UNSAFE;
+	}
+	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+		ps_log_err(log, "%s: writable by group or others: refusing to "
+		    "trust it", path);
+		return PS_ERR_UNSAFE;
+	}
+	return PS_OK;
+}
+
+/* Files in a root-administered directory: the registry, the CRL index. */
+void
+ps_file_rules_trusted(struct ps_file_rules *rules, size_t max_size)
+{
+	memset(rules, 0, sizeof(*rules));
+	rules->max_size = max_size;
+	rules->check_owner = true;
+	rules->owner = geteuid();
+	rules->owner_or_root = true;
+	rules->forbid_group_write = true;
+	rules->forbid_other_write = true;
+}
+
+/*
+ * Writers of the registry and of the CRL index serialise on a lock file
+ * in the directory they change; the lock is dropped when fd is closed.
+ */
+int
+ps_lock_file(const struct ps_log *log, const char *path, int *fdp)
+{
+	struct stat st;
+	int fd;
+
+	*fdp = -1;
+	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY,
+	    0600);
+	if (fd < 0) {
+		ps_log_err(log, "%s: cannot open lock: %s", path,
+		    strerror(errno));
+		return PS_ERR_IO;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		ps_log_err(log, "%s: lock is not a regular file", path);
+		close(fd);
+		return PS_ERR_IO;
+	}
+	while (flock(fd, LOCK_EX) != 0) {
+		if (errno != EINTR) {
+			ps_log_err(log, "%s: cannot lock: %s", path,
+			    strerror(errno));
+			close(fd);
+			return PS_ERR_IO;
+		}
+	}
+	*fdp = fd;
+	return PS_OK;
+}
+
 int
 ps_fsync_dir(const char *path, bool is_dir)
 {
@@ -260,8 +348,12 @@ ps_fsync_dir(const char *path, bool is_dir)
 	return r;
 }
 
-static int
-write_all(int fd, const void *data, size_t len)
+/*
+ * Only write(2) and errno: async-signal-safe, because token_soft's
+ * keystore reader calls it in a forked child of a threaded process.
+ */
+int
+ps_write_all(int fd, const void *data, size_t len)
 {
 	const unsigned char *p = data;
 	ssize_t n;
@@ -292,7 +384,7 @@ ps_write_file_atomic(const struct ps_log *log, const char *path,
 		    strerror(errno));
 		goto out;
 	}
-	if (fchmod(fd, mode) != 0 || write_all(fd, data, len) != 0 ||
+	if (fchmod(fd, mode) != 0 || ps_write_all(fd, data, len) != 0 ||
 	    fsync(fd) != 0) {
 		ps_log_err(log, "%s: cannot write: %s", path, strerror(errno));
 		goto out;

@@ -1,8 +1,8 @@
 /*
  * util.h - small helpers every part of the core needs: wiping secrets,
- * validating user names before they touch a path, reading files whose
- * ownership and permissions decide whether they can be trusted, atomic
- * file replacement, hex encoding.
+ * validating user names before they touch a path, reading files and
+ * checking directories whose ownership and permissions decide whether
+ * they can be trusted, lock files, atomic file replacement, hex encoding.
  */
 #ifndef PS_UTIL_H
 #define PS_UTIL_H
@@ -60,12 +60,40 @@ int ps_read_file(const struct ps_log *log, const char *path,
 bool ps_path_trusted(const struct ps_log *log, const char *path);
 
 /*
+ * A directory may be trusted when it is a real directory (not a symlink),
+ * owned by root or us, and writable by nobody else. PS_OK, PS_ERR_UNSAFE
+ * or PS_ERR_IO (logged), PS_ERR_NOT_FOUND (not logged) when it does not
+ * exist.
+ */
+int ps_dir_check(const struct ps_log *log, const char *path);
+
+/*
+ * Rules for a file that only root (or the effective uid, for unprivileged
+ * test runs) may change: owned by either, not writable by group or others,
+ * at most `max_size` bytes.
+ */
+void ps_file_rules_trusted(struct ps_file_rules *rules, size_t max_size);
+
+/*
+ * Open (creating, mode 0600, never through a symlink) the regular file
+ * `path` and take an exclusive flock on it, waiting for other holders.
+ * PS_OK with *fdp open (close it to unlock), or PS_ERR_IO (logged).
+ */
+int ps_lock_file(const struct ps_log *log, const char *path, int *fdp);
+
+/*
  * Replace `path` atomically with `len` bytes of `data`: write a temporary
  * file in the same directory with `mode`, fsync it, rename it over `path`,
  * fsync the directory. A crash leaves the old or the new file, never half.
  */
 int ps_write_file_atomic(const struct ps_log *log, const char *path,
     const void *data, size_t len, mode_t mode);
+
+/*
+ * Write all `len` bytes, retrying on EINTR and short writes: 0, or -1 with
+ * errno set. Async-signal-safe, so a forked child may use it.
+ */
+int ps_write_all(int fd, const void *data, size_t len);
 
 /* fsync the directory containing `path` (or `path` itself when is_dir). */
 int ps_fsync_dir(const char *path, bool is_dir);
