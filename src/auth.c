@@ -28,8 +28,6 @@
 #include "token.h"
 #include "util.h"
 
-#define PS_HOST_NAME_MAX 256
-
 /* The user's passwd entry, copied out so nothing points into NSS buffers. */
 struct user_info {
 	uid_t uid;
@@ -203,50 +201,14 @@ unlock_token(const struct ps_config *cfg, const struct ps_log *log,
 	return r;
 }
 
-static int
-sign_and_verify(const struct ps_log *log, const struct ps_auth_request *req,
-    struct ps_token *tok, const struct ps_token_key *key, X509 *registered,
-    time_t now)
+void
+ps_auth_result_set(struct ps_auth_result *result,
+    const struct ps_reg_entry *e)
 {
-	struct ps_challenge chal;
-	unsigned char digest[EVP_MAX_MD_SIZE];
-	unsigned char *sig = NULL;
-	char host[PS_HOST_NAME_MAX + 1];
-	size_t dlen = 0, siglen = 0;
-	EVP_PKEY *pub = X509_get0_pubkey(registered);
-	const EVP_MD *md;
-	int r;
-
-	memset(&chal, 0, sizeof(chal));
-	if (pub == NULL)
-		return PS_ERR_CRYPTO;
-	if (gethostname(host, sizeof(host) - 1) != 0)
-		strcpy(host, "localhost");
-	host[sizeof(host) - 1] = '\0';
-	r = ps_challenge_new(&chal, host, req->service ? req->service : "",
-	    req->user, req->rhost ? req->rhost : "", now, 60);
-	if (r != PS_OK)
-		goto out;
-	md = ps_challenge_md_for_key(pub);
-	if ((r = ps_challenge_digest(&chal, md, digest, &dlen)) != PS_OK)
-		goto out;
-	r = tok->ops->sign(tok, key, md, digest, dlen, &sig, &siglen);
-	if (r != PS_OK) {
-		ps_log_err(log, "user %s: %s token could not sign: %s",
-		    req->user, tok->ops->name, ps_status_str(r));
-		goto out;
-	}
-	r = ps_challenge_verify(log, &chal, pub, sig, siglen);
-	if (r != PS_OK) {
-		ps_log_err(log, "user %s: signature from %s does not verify "
-		    "with the registered key", req->user, key->label);
-		r = PS_ERR_AUTH;
-	}
- out:
-	free(sig);
-	ps_wipe(digest, sizeof(digest));
-	ps_challenge_clear(&chal);
-	return r;
+	memcpy(result->fingerprint, e->fingerprint,
+	    sizeof(result->fingerprint));
+	if (ps_cert_validity(e->cert, NULL, &result->not_after) != PS_OK)
+		result->not_after = 0;
 }
 
 static bool
@@ -342,14 +304,13 @@ authenticate_local(const struct ps_config *cfg, const struct ps_log *log,
 		if (r != PS_OK)
 			goto out;
 	}
-	r = sign_and_verify(log, req, tok, key, list.entries[entry].cert, now);
+	/* verified with the REGISTERED key, never one the token reports */
+	r = ps_prove_possession(log, tok, key,
+	    X509_get0_pubkey(list.entries[entry].cert), req->service,
+	    req->user, req->rhost, now);
 	if (r != PS_OK)
 		goto out;
-	memcpy(result->fingerprint, list.entries[entry].fingerprint,
-	    sizeof(result->fingerprint));
-	if (ps_cert_validity(list.entries[entry].cert, NULL,
-	    &result->not_after) != PS_OK)
-		result->not_after = 0;
+	ps_auth_result_set(result, &list.entries[entry]);
 	ps_log_info(log, "user %s authenticated with key %.16s (%s)",
 	    req->user, result->fingerprint, key->label);
 	/* auto_renew: a renewed key on the same token; never changes r */

@@ -46,6 +46,14 @@ int ps_authenticate(const struct ps_config *cfg, const struct ps_log *log,
     struct ps_auth_result *result);
 
 /*
+ * Record in `result` the registered entry a login was accepted with: its
+ * fingerprint and expiry (0 when unreadable). Every mode (local, remote,
+ * sshauth) reports through this, so the PAM module sees them alike.
+ */
+void ps_auth_result_set(struct ps_auth_result *result,
+    const struct ps_reg_entry *e);
+
+/*
  * ps_authenticate, plus what sshd reported in the PAM environment as
  * SSH_AUTH_INFO_0 (NULL when absent; never taken from the process
  * environment), which mode=sshauth needs. ps_authenticate() is this with

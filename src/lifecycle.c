@@ -305,7 +305,7 @@ ps_renewal_apply(struct ps_registry *reg, const char *user, X509 *cand,
 int
 ps_prove_possession(const struct ps_log *log, struct ps_token *tok,
     const struct ps_token_key *key, EVP_PKEY *pub, const char *service,
-    const char *user, time_t now)
+    const char *user, const char *rhost, time_t now)
 {
 	struct ps_challenge chal;
 	unsigned char digest[EVP_MAX_MD_SIZE], *sig = NULL;
@@ -315,13 +315,15 @@ ps_prove_possession(const struct ps_log *log, struct ps_token *tok,
 	int r;
 
 	memset(&chal, 0, sizeof(chal));
-	if (tok == NULL || key == NULL || pub == NULL)
+	if (tok == NULL || key == NULL)
 		return PS_ERR_INTERNAL;
+	if (pub == NULL)
+		return PS_ERR_CRYPTO;	/* a certificate whose key is unreadable */
 	if (gethostname(host, sizeof(host) - 1) != 0)
 		strcpy(host, "localhost");
 	host[sizeof(host) - 1] = '\0';
 	r = ps_challenge_new(&chal, host, service != NULL ? service : "",
-	    user, "", now, PROOF_LIFETIME);
+	    user, rhost != NULL ? rhost : "", now, PROOF_LIFETIME);
 	if (r != PS_OK)
 		goto out;
 	md = ps_challenge_md_for_key(pub);
@@ -329,13 +331,14 @@ ps_prove_possession(const struct ps_log *log, struct ps_token *tok,
 		goto out;
 	r = tok->ops->sign(tok, key, md, digest, dlen, &sig, &siglen);
 	if (r != PS_OK) {
-		ps_log_err(log, "%s: the %s token could not sign with %s: %s",
-		    user, tok->ops->name, key->label, ps_status_str(r));
+		ps_log_err(log, "user %s: the %s token could not sign with "
+		    "%s: %s", user, tok->ops->name, key->label,
+		    ps_status_str(r));
 		goto out;
 	}
 	if ((r = ps_challenge_verify(log, &chal, pub, sig, siglen)) != PS_OK) {
-		ps_log_err(log, "%s: the signature made with %s does not "
-		    "verify with the certificate's key", user, key->label);
+		ps_log_err(log, "user %s: the signature made with %s does "
+		    "not verify with the certificate's key", user, key->label);
 		r = PS_ERR_AUTH;
 	}
  out:
@@ -525,7 +528,7 @@ ps_auto_renew(const struct ps_config *cfg, const struct ps_log *log,
 		return;
 	}
 	r = ps_prove_possession(log, tok, key, X509_get0_pubkey(key->cert),
-	    service, user, now);
+	    service, user, NULL, now);
 	if (r == PS_OK)
 		r = register_renewal(cfg, log, user, service, key->cert, used);
 	if (r != PS_OK) {

@@ -79,14 +79,16 @@ int ps_renewal_apply(struct ps_registry *reg, const char *user, X509 *cand,
 
 /*
  * Proof of possession: the token signs a fresh challenge (bound to this
- * host, `service` and `user`) with `key`, verified with `pub` - the key
- * of a registered or a new certificate, never one the token reports.
+ * host, `service`, `user` and `rhost`, which may be NULL) with `key`,
+ * verified with `pub` - the key of a registered or a new certificate,
+ * never one the token reports. A local login is this proof with the
+ * registered key; auto_renew and self-renewal make it for a new key too.
  * The token must be unlocked for `key`. PS_OK or PS_ERR_AUTH / token
  * errors.
  */
 int ps_prove_possession(const struct ps_log *log, struct ps_token *tok,
     const struct ps_token_key *key, EVP_PKEY *pub, const char *service,
-    const char *user, time_t now);
+    const char *user, const char *rhost, time_t now);
 
 /*
  * auto_renew, after a successful login with the registered entry `used`

@@ -422,15 +422,6 @@ ask(const struct ps_log *log, const struct ps_conv *conv,
 	return PS_OK;
 }
 
-static void
-fill_result(const struct ps_reg_entry *e, struct ps_auth_result *result)
-{
-	memcpy(result->fingerprint, e->fingerprint,
-	    sizeof(result->fingerprint));
-	if (ps_cert_validity(e->cert, NULL, &result->not_after) != PS_OK)
-		result->not_after = 0;
-}
-
 int
 ps_remote_authenticate(const struct ps_config *cfg, const struct ps_log *log,
     const struct ps_conv *conv, const struct ps_auth_request *req,
@@ -475,7 +466,7 @@ ps_remote_authenticate(const struct ps_config *cfg, const struct ps_log *log,
 		ps_conv_error(conv, "%s", why);
 		goto out;
 	}
-	fill_result(&list.entries[entry], result);
+	ps_auth_result_set(result, &list.entries[entry]);
 	ps_log_info(log, "user %s from %s authenticated remotely with key "
 	    "%.16s", req->user, rhost[0] ? rhost : "(local)",
 	    result->fingerprint);

@@ -158,11 +158,7 @@ ps_sshauth_authenticate(const struct ps_config *cfg, const struct ps_log *log,
 		r = PS_ERR_AUTH;
 		goto out;
 	}
-	memcpy(result->fingerprint, list.entries[entry].fingerprint,
-	    sizeof(result->fingerprint));
-	if (ps_cert_validity(list.entries[entry].cert, NULL,
-	    &result->not_after) != PS_OK)
-		result->not_after = 0;
+	ps_auth_result_set(result, &list.entries[entry]);
 	ps_log_info(log, "user %s authenticated by sshd with registered key "
 	    "%.16s", req->user, result->fingerprint);
  out:

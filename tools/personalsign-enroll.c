@@ -1526,7 +1526,7 @@ self_prove_old(struct ctx *c, struct self_state *s)
 		    "registered keys");
 	r = ps_prove_possession(&lib_log, s->old_tok, s->old_key,
 	    X509_get0_pubkey(s->list.entries[s->old_entry].cert),
-	    "personalsign-enroll", s->who.name, time(NULL));
+	    "personalsign-enroll", s->who.name, NULL, time(NULL));
 	if (r != PS_OK)
 		return fail(r, "self-renew: could not prove possession of your "
 		    "registered key");
@@ -1600,7 +1600,7 @@ self_prove_new(struct ctx *c, struct self_state *s, const char *file)
 		return fail(r, "self-renew: cannot unlock the card");
 	r = ps_prove_possession(&lib_log, s->new_tok, s->new_key,
 	    X509_get0_pubkey(s->new_key->cert), "personalsign-enroll",
-	    s->who.name, time(NULL));
+	    s->who.name, NULL, time(NULL));
 	if (r != PS_OK)
 		return fail(r, "self-renew: could not prove possession of the "
 		    "new key");
