@@ -10,17 +10,14 @@
  * registry byte-identical and says why in exactly one line on stderr.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <pwd.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 #include <sys/stat.h>
@@ -39,13 +36,13 @@
 #include "remote.h"
 #include "token.h"
 #include "util.h"
+#include "tool_common.h"
 
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "0.1.0"
 #endif
 
 #define EXIT_USAGE	2
-#define PASSWORD_MAX	1024
 #define MSG_MAX		1024
 #define MAX_HELD_ERRORS	32
 
@@ -422,112 +419,30 @@ read_password_file(const char *path, char **out)
 	struct ps_file_rules rules;
 	unsigned char *data = NULL;
 	size_t len = 0;
-	char *nl;
 	int r;
 
 	*out = NULL;
 	memset(&rules, 0, sizeof(rules));
-	rules.max_size = PASSWORD_MAX;
+	rules.max_size = TOOL_SECRET_MAX;
 	r = ps_read_file(&lib_log, path, &rules, &data, &len);
 	if (r == PS_ERR_NOT_FOUND)
 		return fail(PS_OK, "%s: no such password file", path);
 	if (r != PS_OK)
 		return fail(r, "cannot read password file %s", path);
-	/* the first line is the password; editors add a line end */
-	if ((nl = memchr(data, '\n', len)) != NULL) {
-		if (nl > (char *)data && nl[-1] == '\r')
-			nl--;
-		ps_wipe(nl, len - (size_t)(nl - (char *)data));
-	}
-	if ((*out = strdup((char *)data)) == NULL) {
-		ps_freezero(data, len + 1);
+	if (tool_first_line(data, len, out) != PS_OK)
 		return fail(PS_ERR_NOMEM, "password");
-	}
-	ps_freezero(data, len + 1);
 	return EXIT_SUCCESS;
-}
-
-static volatile sig_atomic_t prompt_signal;
-
-static void
-prompt_sig_handler(int sig)
-{
-	prompt_signal = sig;
-}
-
-static const int prompt_sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP };
-#define NPROMPT_SIGS (sizeof(prompt_sigs) / sizeof(prompt_sigs[0]))
-
-/* Read one line from the tty with echo off into buf (NUL-terminated). */
-static int
-tty_read_hidden(int fd, const char *prompt, char *buf, size_t buflen)
-{
-	struct sigaction sa, old[NPROMPT_SIGS];
-	struct termios saved, quiet;
-	size_t i, n = 0;
-	ssize_t got;
-	char ch;
-	int r = PS_ERR_CONV;
-
-	if (tcgetattr(fd, &saved) != 0)
-		return PS_ERR_CONV;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = prompt_sig_handler;	/* no SA_RESTART: read stops */
-	sigemptyset(&sa.sa_mask);
-	prompt_signal = 0;
-	for (i = 0; i < NPROMPT_SIGS; i++)
-		(void)sigaction(prompt_sigs[i], &sa, &old[i]);
-	quiet = saved;
-	quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
-	if (tcsetattr(fd, TCSAFLUSH, &quiet) != 0)
-		goto restore;
-	if (write(fd, prompt, strlen(prompt)) < 0)
-		goto restore;
-	for (;;) {
-		got = read(fd, &ch, 1);
-		if (got != 1 || prompt_signal != 0)
-			break;
-		if (ch == '\n' || ch == '\r') {
-			r = PS_OK;
-			break;
-		}
-		if (n + 1 < buflen)
-			buf[n++] = ch;
-	}
-	buf[n] = '\0';
-	ch = '\n';
-	(void)!write(fd, &ch, 1);
- restore:
-	(void)tcsetattr(fd, TCSAFLUSH, &saved);
-	for (i = 0; i < NPROMPT_SIGS; i++)
-		(void)sigaction(prompt_sigs[i], &old[i], NULL);
-	if (prompt_signal != 0) {
-		ps_wipe(buf, buflen);
-		raise(prompt_signal);
-		r = PS_ERR_CONV;
-	}
-	return r;
 }
 
 /* PS_ERR_CONV when there is no terminal to ask on. */
 static int
 prompt_password(const char *file, char **out)
 {
-	char buf[PASSWORD_MAX], prompt[MSG_MAX], name[256];
-	int fd, r;
+	char prompt[MSG_MAX], name[256];
 
-	*out = NULL;
-	fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
-	if (fd < 0)
-		return PS_ERR_CONV;
 	clean(file, name, sizeof(name), true);
 	snprintf(prompt, sizeof(prompt), "Password for %s: ", name);
-	r = tty_read_hidden(fd, prompt, buf, sizeof(buf));
-	close(fd);
-	if (r == PS_OK && (*out = strdup(buf)) == NULL)
-		r = PS_ERR_NOMEM;
-	ps_wipe(buf, sizeof(buf));
-	return r;
+	return tool_ask_tty(prompt, out);
 }
 
 /* ------------------------------------------------------------ enroll */
@@ -1321,25 +1236,6 @@ find_invoker(struct invoker *who)
 }
 
 /* The tool's conversation: the terminal, and stderr for messages. */
-static int
-tool_prompt(void *arg, int echo, const char *msg, char **answer)
-{
-	char buf[PASSWORD_MAX];
-	int fd, r;
-
-	(void)arg;
-	(void)echo;
-	*answer = NULL;
-	if ((fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0)
-		return PS_ERR_CONV;
-	r = tty_read_hidden(fd, msg, buf, sizeof(buf));
-	close(fd);
-	if (r == PS_OK && (*answer = strdup(buf)) == NULL)
-		r = PS_ERR_NOMEM;
-	ps_wipe(buf, sizeof(buf));
-	return r;
-}
-
 static void
 tool_say(void *arg, const char *msg)
 {
@@ -1347,44 +1243,21 @@ tool_say(void *arg, const char *msg)
 	ps_log_notice(&out_log, "%s", msg);
 }
 
-static const struct ps_conv tool_conv = { tool_prompt, tool_say, tool_say,
-    NULL };
+static const struct ps_conv tool_conv = { tool_conv_prompt, tool_say,
+    tool_say, NULL };
 
 /* One secret: from --password-file (the user's own file), else asked. */
 static int
 self_secret(struct ctx *c, const struct invoker *who, struct ps_token *tok,
     char **secret)
 {
-	struct ps_file_rules rules;
-	unsigned char *data = NULL;
-	size_t len = 0;
-	char *nl;
-	int r;
-
 	*secret = NULL;
 	if (c->password_file == NULL)
 		return ps_conv_prompt(&tool_conv, 0,
 		    tok->ops->secret_prompt(tok), secret);
 	/* read as root: only a file of the user's own, kept private */
-	memset(&rules, 0, sizeof(rules));
-	rules.max_size = PASSWORD_MAX;
-	rules.check_owner = true;
-	rules.owner = who->uid;
-	rules.owner_or_root = true;
-	rules.forbid_group_write = true;
-	rules.forbid_other_write = true;
-	rules.forbid_other_read = true;
-	if ((r = ps_read_file(&lib_log, c->password_file, &rules, &data,
-	    &len)) != PS_OK)
-		return r;
-	if ((nl = memchr(data, '\n', len)) != NULL) {
-		if (nl > (char *)data && nl[-1] == '\r')
-			nl--;
-		ps_wipe(nl, len - (size_t)(nl - (char *)data));
-	}
-	*secret = strdup((char *)data);
-	ps_freezero(data, len + 1);
-	return *secret != NULL ? PS_OK : PS_ERR_NOMEM;
+	return tool_read_private_secret(&lib_log, c->password_file, who->uid,
+	    secret);
 }
 
 static int
@@ -1466,24 +1339,6 @@ self_token(struct ctx *c, const struct invoker *who, enum ps_backend backend,
 	p.home = who->home;
 	(void)c;
 	return ps_token_open(backend, &p, tok);
-}
-
-/* A keystore path as a keystore= pattern: '%' escaped. */
-static char *
-keystore_pattern(const char *path)
-{
-	size_t i, n = 0, len = strlen(path);
-	char *out;
-
-	if ((out = malloc(2 * len + 1)) == NULL)
-		return NULL;
-	for (i = 0; i < len; i++) {
-		if (path[i] == '%')
-			out[n++] = '%';
-		out[n++] = path[i];
-	}
-	out[n] = '\0';
-	return out;
 }
 
 struct self_state {
@@ -1577,7 +1432,7 @@ self_prove_new(struct ctx *c, struct self_state *s, const char *file)
 			return fail(r, "self-renew: no card");
 	} else {
 		if ((path = absolute_path(file)) == NULL ||
-		    (s->new_keystore = keystore_pattern(path)) == NULL) {
+		    (s->new_keystore = tool_keystore_pattern(path)) == NULL) {
 			free(path);
 			return fail(PS_ERR_NOMEM, "self-renew");
 		}

@@ -19,16 +19,13 @@
 #endif
 
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <pwd.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -40,13 +37,13 @@
 #include "remote.h"
 #include "token.h"
 #include "util.h"
+#include "tool_common.h"
 
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "0.1.0"
 #endif
 
 #define EXIT_USAGE	2
-#define SECRET_MAX	1024
 /* a challenge line with every field at its longest, plus a command name */
 #define INPUT_MAX	(4 * PS_CHALLENGE_TEXT_MAX)
 
@@ -139,131 +136,7 @@ log_sink(void *arg, enum ps_log_level level, const char *msg)
 	fprintf(stderr, "%s: %s\n", progname, msg);
 }
 
-/* ------------------------------------------------------------ terminal */
-
-static volatile sig_atomic_t tty_signal;
-
-static void
-tty_sig_handler(int sig)
-{
-	tty_signal = sig;
-}
-
-static const int tty_sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP };
-#define NTTY_SIGS (sizeof(tty_sigs) / sizeof(tty_sigs[0]))
-
-/*
- * One line from the terminal with echo off. Signals restore the terminal
- * before they take effect, so ^C never leaves the shell without echo.
- */
-static int
-tty_read_hidden(int fd, const char *prompt, char *buf, size_t buflen)
-{
-	struct sigaction sa, old[NTTY_SIGS];
-	struct termios saved, quiet;
-	size_t i, n = 0;
-	ssize_t got;
-	char ch;
-	int r = PS_ERR_CONV;
-
-	if (tcgetattr(fd, &saved) != 0)
-		return PS_ERR_CONV;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = tty_sig_handler;	/* no SA_RESTART: read stops */
-	sigemptyset(&sa.sa_mask);
-	tty_signal = 0;
-	for (i = 0; i < NTTY_SIGS; i++)
-		(void)sigaction(tty_sigs[i], &sa, &old[i]);
-	quiet = saved;
-	quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
-	if (tcsetattr(fd, TCSAFLUSH, &quiet) != 0)
-		goto restore;
-	if (write(fd, prompt, strlen(prompt)) < 0)
-		goto restore;
-	for (;;) {
-		got = read(fd, &ch, 1);
-		if (got != 1 || tty_signal != 0)
-			break;
-		if (ch == '\n' || ch == '\r') {
-			r = PS_OK;
-			break;
-		}
-		if (n + 1 < buflen)
-			buf[n++] = ch;
-	}
-	buf[n] = '\0';
-	ch = '\n';
-	(void)!write(fd, &ch, 1);
- restore:
-	(void)tcsetattr(fd, TCSAFLUSH, &saved);
-	for (i = 0; i < NTTY_SIGS; i++)
-		(void)sigaction(tty_sigs[i], &old[i], NULL);
-	ps_wipe(&ch, sizeof(ch));
-	if (tty_signal != 0) {
-		ps_wipe(buf, buflen);
-		raise(tty_signal);
-		r = PS_ERR_CONV;
-	}
-	return r;
-}
-
-static int
-ask_secret_tty(const char *prompt, char **out)
-{
-	char buf[SECRET_MAX];
-	int fd, r;
-
-	*out = NULL;
-	if ((fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0)
-		return PS_ERR_CONV;
-	r = tty_read_hidden(fd, prompt, buf, sizeof(buf));
-	close(fd);
-	if (r == PS_OK && (*out = strdup(buf)) == NULL)
-		r = PS_ERR_NOMEM;
-	ps_wipe(buf, sizeof(buf));
-	return r;
-}
-
-/* The first line of a private file: --pin-file / --password-file. */
-static int
-read_secret_file(struct ctx *c, const char *path, char **out)
-{
-	struct ps_file_rules rules;
-	unsigned char *data = NULL;
-	size_t len = 0;
-	char *nl;
-	int r;
-
-	*out = NULL;
-	memset(&rules, 0, sizeof(rules));
-	rules.max_size = SECRET_MAX;
-	rules.check_owner = true;
-	rules.owner = c->uid;
-	rules.owner_or_root = true;
-	rules.forbid_group_write = true;
-	rules.forbid_other_write = true;
-	rules.forbid_other_read = true;
-	if ((r = ps_read_file(&c->log, path, &rules, &data, &len)) != PS_OK)
-		return r;
-	if ((nl = memchr(data, '\n', len)) != NULL) {
-		if (nl > (char *)data && nl[-1] == '\r')
-			nl--;
-		ps_wipe(nl, len - (size_t)(nl - (char *)data));
-	}
-	if ((*out = strdup((char *)data)) == NULL)
-		r = PS_ERR_NOMEM;
-	ps_freezero(data, len + 1);
-	return r;
-}
-
-/* The token backends talk to the user through this. */
-static int
-conv_prompt(void *arg, int echo, const char *msg, char **answer)
-{
-	(void)arg;
-	(void)echo;
-	return ask_secret_tty(msg, answer);
-}
+/* ------------------------------------------------------------ conversation */
 
 static void
 conv_say(void *arg, const char *msg)
@@ -426,27 +299,6 @@ setup_identity(struct ctx *c)
 	return EXIT_SUCCESS;
 }
 
-/* A literal path as a keystore pattern: '%' must be doubled. */
-static char *
-escape_percent(const char *path)
-{
-	size_t i, o = 0, n = strlen(path), extra = 0;
-	char *out;
-
-	for (i = 0; i < n; i++)
-		if (path[i] == '%')
-			extra++;
-	if ((out = malloc(n + extra + 1)) == NULL)
-		return NULL;
-	for (i = 0; i < n; i++) {
-		out[o++] = path[i];
-		if (path[i] == '%')
-			out[o++] = '%';
-	}
-	out[o] = '\0';
-	return out;
-}
-
 static int
 set_option(struct ctx *c, const char *key, const char *value)
 {
@@ -478,7 +330,7 @@ setup_config(struct ctx *c)
 	if (c->opt.keystore != NULL) {
 		if (c->opt.keystore[0] != '/')
 			return usage_error("--keystore needs an absolute path");
-		if ((ks = escape_percent(c->opt.keystore)) == NULL)
+		if ((ks = tool_keystore_pattern(c->opt.keystore)) == NULL)
 			return fail("out of memory");
 		rc = set_option(c, "keystore", ks);
 		free(ks);
@@ -536,13 +388,14 @@ get_secret(struct ctx *c, struct ps_token *tok, char **secret)
 	int r;
 
 	if (c->opt.secret_file != NULL) {
-		r = read_secret_file(c, c->opt.secret_file, secret);
+		r = tool_read_private_secret(&c->log, c->opt.secret_file,
+		    c->uid, secret);
 		if (r != PS_OK)
 			return fail("cannot use %s: %s", c->opt.secret_file,
 			    ps_status_str(r));
 		return EXIT_SUCCESS;
 	}
-	r = ask_secret_tty(tok->ops->secret_prompt(tok), secret);
+	r = tool_ask_tty(tok->ops->secret_prompt(tok), secret);
 	if (r != PS_OK)
 		return fail("no terminal to ask for the PIN or password on "
 		    "(use --pin-file or --password-file)");
@@ -620,7 +473,7 @@ sign_and_print(struct ctx *c, struct ps_token *tok,
 static int
 respond(struct ctx *c, const struct ps_challenge *chal)
 {
-	struct ps_conv conv = { conv_prompt, conv_say, conv_error, c };
+	struct ps_conv conv = { tool_conv_prompt, conv_say, conv_error, c };
 	struct ps_token_params p;
 	struct ps_token *tok = NULL;
 	const struct ps_token_key *key = NULL;
