@@ -295,6 +295,45 @@ check_user(const char *user)
 	return fail(PS_OK, "invalid user name \"%s\"", user);
 }
 
+/* A fingerprint as admins paste it (upper case too) into out. */
+static int
+parse_fingerprint(const char *arg, char out[PS_FP_HEX_LEN + 1])
+{
+	size_t i, len = strlen(arg);
+
+	if (len != PS_FP_HEX_LEN)
+		return fail(PS_OK, "\"%s\" is not a key fingerprint (%d hex "
+		    "digits, see list)", arg, PS_FP_HEX_LEN);
+	for (i = 0; i < len; i++)
+		out[i] = (char)(arg[i] >= 'A' && arg[i] <= 'F' ?
+		    arg[i] - 'A' + 'a' : arg[i]);
+	out[len] = '\0';
+	if (!ps_hex_valid(out, PS_FP_HEX_LEN))
+		return fail(PS_OK, "\"%s\" is not a key fingerprint (%d hex "
+		    "digits, see list)", arg, PS_FP_HEX_LEN);
+	return EXIT_SUCCESS;
+}
+
+/*
+ * remove and retire: USER's key named by FINGERPRINT (args), in the
+ * registry opened for writing. It must exist already: never create a
+ * registry just to find nothing in it.
+ */
+static int
+open_for_key(struct ctx *c, char **args, char fp[PS_FP_HEX_LEN + 1],
+    struct ps_registry **reg)
+{
+	int rc;
+
+	if ((rc = check_user(args[0])) != 0 ||
+	    (rc = parse_fingerprint(args[1], fp)) != 0)
+		return rc;
+	if (!registry_exists(c))
+		return fail(PS_OK, "cannot %s: registry %s does not exist",
+		    c->verb, c->registry);
+	return open_registry(c, true, reg);
+}
+
 /* ------------------------------------------------------------ output */
 
 /* Text from certificates goes to a terminal: printable ASCII only. */
@@ -358,22 +397,37 @@ describe_key(X509 *cert, char *out, size_t outlen)
 	}
 }
 
+/* The names in cert; all empty when they cannot be read (still shown). */
+static void
+read_identity(X509 *cert, struct ps_identity *id)
+{
+	memset(id, 0, sizeof(*id));
+	if (ps_cert_identity(cert, id) != PS_OK)
+		memset(id, 0, sizeof(*id));
+}
+
+/* The last day cert is valid, YYYY-MM-DD, or "unknown". */
+static void
+expiry_date(X509 *cert, char out[11])
+{
+	time_t not_after;
+
+	if (ps_cert_validity(cert, NULL, &not_after) == PS_OK)
+		ps_format_date((long long)not_after, out);
+	else
+		snprintf(out, 11, "unknown");
+}
+
 /* "USER FINGERPRINT STATE EMAIL NOT-AFTER": whitespace-free fields. */
 static void
 print_list_line(const char *user, const struct ps_reg_entry *e)
 {
 	struct ps_identity id;
 	char email[256], date[11];
-	time_t not_after = 0;
 
-	memset(&id, 0, sizeof(id));
-	if (ps_cert_identity(e->cert, &id) != PS_OK)
-		memset(&id, 0, sizeof(id));
+	read_identity(e->cert, &id);
 	clean(id.email, email, sizeof(email), false);
-	if (ps_cert_validity(e->cert, NULL, &not_after) == PS_OK)
-		ps_format_date((long long)not_after, date);
-	else
-		snprintf(date, sizeof(date), "unknown");
+	expiry_date(e->cert, date);
 	printf("%s %s %s %s %s\n", user, e->fingerprint,
 	    ps_key_state_name(e->state), email, date);
 	ps_identity_clear(&id);
@@ -386,9 +440,7 @@ print_details(const char *user, const struct ps_reg_entry *e)
 	char buf[64], key[96];
 	time_t not_before = 0, not_after = 0;
 
-	memset(&id, 0, sizeof(id));
-	if (ps_cert_identity(e->cert, &id) != PS_OK)
-		memset(&id, 0, sizeof(id));
+	read_identity(e->cert, &id);
 	printf("%s\n", e->fingerprint);
 	print_field("user", user);
 	print_field("state", ps_key_state_name(e->state));
@@ -525,16 +577,12 @@ static void
 print_enrolled(const char *user, X509 *cert)
 {
 	struct ps_identity id;
-	char fp[PS_FP_HEX_LEN + 1] = "", date[11] = "unknown";
-	time_t not_after;
+	char fp[PS_FP_HEX_LEN + 1] = "", date[11];
 
-	memset(&id, 0, sizeof(id));
-	if (ps_cert_identity(cert, &id) != PS_OK)
-		memset(&id, 0, sizeof(id));
+	read_identity(cert, &id);
 	if (ps_cert_fingerprint(cert, fp) != PS_OK)
 		fp[0] = '\0';
-	if (ps_cert_validity(cert, NULL, &not_after) == PS_OK)
-		ps_format_date((long long)not_after, date);
+	expiry_date(cert, date);
 	printf("enrolled %s\n", user);
 	print_field("fingerprint", fp);
 	print_field("subject", id.subject);
@@ -639,13 +687,19 @@ cmd_one_user(struct ctx *c, const char *user, bool details)
 	return EXIT_SUCCESS;
 }
 
+/*
+ * fn(reg, user, arg) for every user in the registry, for list and
+ * expiring. A user without usable keys (PS_ERR_NOT_FOUND) is skipped;
+ * any other error stops with one line about that user.
+ */
 static int
-cmd_list_all(struct ctx *c)
+for_each_user(struct ctx *c, int (*fn)(struct ps_registry *, const char *,
+    void *), void *arg)
 {
 	struct ps_registry *reg = NULL;
 	char **users = NULL;
 	size_t n = 0, i;
-	int r = PS_OK, rc;
+	int r, rc;
 
 	if ((rc = open_registry(c, false, &reg)) != 0)
 		return rc;
@@ -654,17 +708,33 @@ cmd_list_all(struct ctx *c)
 		goto out;
 	}
 	for (i = 0; i < n; i++) {
-		r = list_user(reg, users[i], false);
+		r = fn(reg, users[i], arg);
 		if (r != PS_OK && r != PS_ERR_NOT_FOUND) {
 			rc = fail(r, "cannot read the keys of %s", users[i]);
 			goto out;
 		}
 	}
-	held_flush_as_warnings();
 	rc = EXIT_SUCCESS;
  out:
 	ps_user_names_free(users, n);
 	ps_registry_close(reg);
+	return rc;
+}
+
+static int
+list_user_lines(struct ps_registry *reg, const char *user, void *arg)
+{
+	(void)arg;
+	return list_user(reg, user, false);
+}
+
+static int
+cmd_list_all(struct ctx *c)
+{
+	int rc;
+
+	if ((rc = for_each_user(c, list_user_lines, NULL)) == 0)
+		held_flush_as_warnings();
 	return rc;
 }
 
@@ -688,41 +758,20 @@ static int
 cmd_remove(struct ctx *c, char **args)
 {
 	const char *user = args[0];
-	char fp[PS_FP_HEX_LEN + 2];
+	char fp[PS_FP_HEX_LEN + 1];
 	struct ps_registry *reg = NULL;
-	size_t i, len = strlen(args[1]);
 	int r, rc;
 
-	if ((rc = check_user(user)) != 0)
+	if ((rc = open_for_key(c, args, fp, &reg)) != 0)
 		return rc;
-	/* accept what admins paste: upper case too */
-	if (len != PS_FP_HEX_LEN)
-		return fail(PS_OK, "\"%s\" is not a key fingerprint (%d hex "
-		    "digits, see list)", args[1], PS_FP_HEX_LEN);
-	for (i = 0; i < len; i++)
-		fp[i] = (char)(args[1][i] >= 'A' && args[1][i] <= 'F' ?
-		    args[1][i] - 'A' + 'a' : args[1][i]);
-	fp[len] = '\0';
-	if (!ps_hex_valid(fp, PS_FP_HEX_LEN))
-		return fail(PS_OK, "\"%s\" is not a key fingerprint (%d hex "
-		    "digits, see list)", args[1], PS_FP_HEX_LEN);
-	/* never create a registry just to find nothing in it */
-	if (!registry_exists(c))
-		return fail(PS_OK, "cannot remove: registry %s does not exist",
-		    c->registry);
-	if ((rc = open_registry(c, true, &reg)) != 0)
-		return rc;
-	if ((r = ps_registry_remove(reg, user, fp, &c->why)) != PS_OK) {
-		rc = fail(r, "cannot remove key %.16s of %s", fp, user);
-		goto out;
-	}
+	r = ps_registry_remove(reg, user, fp, &c->why);
+	ps_registry_close(reg);
+	if (r != PS_OK)
+		return fail(r, "cannot remove key %.16s of %s", fp, user);
 	held_flush_as_warnings();
 	if (!c->quiet)
 		printf("removed key %s of %s\n", fp, user);
-	rc = EXIT_SUCCESS;
- out:
-	ps_registry_close(reg);
-	return rc;
+	return EXIT_SUCCESS;
 }
 
 /* ------------------------------------------------------------ authorized-keys */
@@ -748,25 +797,6 @@ cmd_authorized_keys(struct ctx *c, char **args)
 }
 
 /* ------------------------------------------------------------ lifecycle */
-
-/* A fingerprint as admins paste it (upper case too) into out. */
-static int
-parse_fingerprint(const char *arg, char out[PS_FP_HEX_LEN + 1])
-{
-	size_t i, len = strlen(arg);
-
-	if (len != PS_FP_HEX_LEN)
-		return fail(PS_OK, "\"%s\" is not a key fingerprint (%d hex "
-		    "digits, see list)", arg, PS_FP_HEX_LEN);
-	for (i = 0; i < len; i++)
-		out[i] = (char)(arg[i] >= 'A' && arg[i] <= 'F' ?
-		    arg[i] - 'A' + 'a' : arg[i]);
-	out[len] = '\0';
-	if (!ps_hex_valid(out, PS_FP_HEX_LEN))
-		return fail(PS_OK, "\"%s\" is not a key fingerprint (%d hex "
-		    "digits, see list)", arg, PS_FP_HEX_LEN);
-	return EXIT_SUCCESS;
-}
 
 /* "what: admin's --reason" or just what, for the audit log. */
 static void
@@ -797,16 +827,13 @@ static void
 print_replaced(const char *verb, const char *user, X509 *cand,
     const struct ps_reg_entry *old, bool retired)
 {
-	char fp[PS_FP_HEX_LEN + 1] = "", nd[11] = "unknown", od[11] = "unknown";
+	char fp[PS_FP_HEX_LEN + 1] = "", nd[11], od[11];
 	char line[160];
-	time_t na;
 
 	if (ps_cert_fingerprint(cand, fp) != PS_OK)
 		fp[0] = '\0';
-	if (ps_cert_validity(cand, NULL, &na) == PS_OK)
-		ps_format_date((long long)na, nd);
-	if (ps_cert_validity(old->cert, NULL, &na) == PS_OK)
-		ps_format_date((long long)na, od);
+	expiry_date(cand, nd);
+	expiry_date(old->cert, od);
 	printf("%s %s\n", verb, user);
 	print_field("new key", fp);
 	print_field("valid until", nd);
@@ -915,13 +942,7 @@ cmd_retire(struct ctx *c, char **args)
 	if (c->reason == NULL || c->reason[0] == '\0')
 		return usage_error("retire needs --reason TEXT (it goes into "
 		    "the audit log)");
-	if ((rc = check_user(user)) != 0 ||
-	    (rc = parse_fingerprint(args[1], fp)) != 0)
-		return rc;
-	if (!registry_exists(c))
-		return fail(PS_OK, "cannot retire: registry %s does not exist",
-		    c->registry);
-	if ((rc = open_registry(c, true, &reg)) != 0)
+	if ((rc = open_for_key(c, args, fp, &reg)) != 0)
 		return rc;
 	r = ps_registry_set_state(reg, user, fp, PS_KEY_RETIRED, NULL,
 	    &c->why);
@@ -985,6 +1006,7 @@ struct expiry_row {
 struct expiry_report {
 	struct expiry_row *rows;
 	size_t count;
+	time_t limit;		/* keys that expire before this are listed */
 };
 
 static int
@@ -1016,19 +1038,17 @@ report_add(struct expiry_report *rep, const char *user,
 	row->not_after = not_after;
 	snprintf(row->user, sizeof(row->user), "%s", user);
 	memcpy(row->fingerprint, e->fingerprint, sizeof(row->fingerprint));
-	memset(&id, 0, sizeof(id));
-	if (ps_cert_identity(e->cert, &id) != PS_OK)
-		memset(&id, 0, sizeof(id));
+	read_identity(e->cert, &id);
 	clean(id.email, row->email, sizeof(row->email), false);
 	ps_identity_clear(&id);
 	return PS_OK;
 }
 
-/* USER's active keys that expire before `limit` (or have expired). */
+/* USER's active keys that expire before rep->limit (or have expired). */
 static int
-report_user(struct ps_registry *reg, const char *user, time_t limit,
-    struct expiry_report *rep)
+report_user(struct ps_registry *reg, const char *user, void *arg)
 {
+	struct expiry_report *rep = arg;
 	struct ps_reg_list list = { NULL, 0 };
 	time_t na;
 	size_t i;
@@ -1040,7 +1060,8 @@ report_user(struct ps_registry *reg, const char *user, time_t limit,
 		const struct ps_reg_entry *e = &list.entries[i];
 
 		if (e->state != PS_KEY_ACTIVE ||
-		    ps_cert_validity(e->cert, NULL, &na) != PS_OK || na > limit)
+		    ps_cert_validity(e->cert, NULL, &na) != PS_OK ||
+		    na > rep->limit)
 			continue;
 		r = report_add(rep, user, e, na);
 	}
@@ -1114,38 +1135,20 @@ print_report(const struct expiry_report *rep, enum report_format fmt,
 static int
 cmd_expiring(struct ctx *c, char **args)
 {
-	struct expiry_report rep = { NULL, 0 };
-	struct ps_registry *reg = NULL;
-	char **users = NULL;
-	time_t now = time(NULL), limit;
+	time_t now = time(NULL);
 	int days = c->days >= 0 ? c->days : c->cfg.expiry_warn_days;
-	size_t n = 0, i;
-	int r, rc;
+	struct expiry_report rep = { NULL, 0, now + (time_t)days * 86400 };
+	int rc;
 
 	(void)args;
-	limit = now + (time_t)days * 86400;
-	if ((rc = open_registry(c, false, &reg)) != 0)
-		return rc;
-	if ((r = ps_registry_list_users(reg, &users, &n)) != PS_OK) {
-		rc = fail(r, "cannot list registry %s", c->registry);
-		goto out;
+	if ((rc = for_each_user(c, report_user, &rep)) == 0) {
+		if (rep.count > 1)
+			qsort(rep.rows, rep.count, sizeof(rep.rows[0]),
+			    row_cmp);
+		held_flush_as_warnings();
+		print_report(&rep, c->format, now);
 	}
-	for (i = 0; i < n; i++) {
-		r = report_user(reg, users[i], limit, &rep);
-		if (r != PS_OK && r != PS_ERR_NOT_FOUND) {
-			rc = fail(r, "cannot read the keys of %s", users[i]);
-			goto out;
-		}
-	}
-	if (rep.count > 1)
-		qsort(rep.rows, rep.count, sizeof(rep.rows[0]), row_cmp);
-	held_flush_as_warnings();
-	print_report(&rep, c->format, now);
-	rc = EXIT_SUCCESS;
- out:
 	free(rep.rows);
-	ps_user_names_free(users, n);
-	ps_registry_close(reg);
 	return rc;
 }
 
