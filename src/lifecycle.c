@@ -317,8 +317,9 @@ ps_prove_possession(const struct ps_log *log, struct ps_token *tok,
 	memset(&chal, 0, sizeof(chal));
 	if (tok == NULL || key == NULL)
 		return PS_ERR_INTERNAL;
+	/* a certificate whose key cannot be read proves nothing */
 	if (pub == NULL)
-		return PS_ERR_CRYPTO;	/* a certificate whose key is unreadable */
+		return PS_ERR_CRYPTO;
 	if (gethostname(host, sizeof(host) - 1) != 0)
 		strcpy(host, "localhost");
 	host[sizeof(host) - 1] = '\0';

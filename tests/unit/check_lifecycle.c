@@ -521,12 +521,12 @@ START_TEST(test_prove_possession)
 	ck_assert_int_eq(ps_prove_possession(&tu_log, &tok, &f.keys[0],
 	    X509_get0_pubkey(a), "test", "alice", NULL, time(NULL)), PS_OK);
 	ck_assert_int_eq(ps_prove_possession(&tu_log, &tok, &f.keys[1],
-	    X509_get0_pubkey(f.keys[1].cert), "test", "alice", NULL, time(NULL)),
-	    PS_ERR_AUTH);
+	    X509_get0_pubkey(f.keys[1].cert), "test", "alice", NULL,
+	    time(NULL)), PS_ERR_AUTH);
 	/* verified with the key given, never the token's */
 	ck_assert_int_eq(ps_prove_possession(&tu_log, &tok, &f.keys[0],
-	    X509_get0_pubkey(f.keys[1].cert), "test", "alice", NULL, time(NULL)),
-	    PS_ERR_AUTH);
+	    X509_get0_pubkey(f.keys[1].cert), "test", "alice", NULL,
+	    time(NULL)), PS_ERR_AUTH);
 	fake_free(&f);
 	X509_free(a);
 }
