@@ -284,7 +284,11 @@ ks_read(const char *path, uid_t uid, unsigned char *buf, size_t cap,
 	close(fd);
 }
 
-/* 0 when exactly len bytes were read, -1 on error or early EOF. */
+/*
+ * 0 when exactly len bytes were read, -1 on error or early EOF. The
+ * parent's side of the child's ps_write_all: nothing else in the core
+ * reads fixed-size records from a pipe, so it stays here.
+ */
 static int
 read_all(int fd, void *data, size_t len)
 {
