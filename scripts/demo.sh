@@ -9,17 +9,24 @@
 #      ~/.personalsign/keystore.pfx;
 #   4. the user logs in through the real Linux-PAM stack with the built
 #      module, then a wrong password is refused.
-# Nothing outside the build tree is touched: users come from nss_wrapper
-# and the PAM service from pam_wrapper.
+# Nothing else is touched: the demo lives in one scratch directory that is
+# removed at the end, users come from nss_wrapper and the PAM service from
+# pam_wrapper.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 "$top/scripts/install-deps.sh"
 "$top/scripts/build.sh" "$top/build"
 B=$top/build
 
-mkdir -p "$B/tests/tmp"
-chmod 755 "$B/tests/tmp"
-D=$(mktemp -d "$B/tests/tmp/demo-XXXXXX")
+# The module trusts a registry only when no directory above it is writable
+# by others, so not under /tmp (where a checkout may live): /run as root.
+if [ "$(id -u)" = 0 ]; then
+	D=$(mktemp -d /run/ps-demo-XXXXXX)
+else
+	mkdir -p "$B/tests/tmp"
+	chmod 755 "$B/tests/tmp"
+	D=$(mktemp -d "$B/tests/tmp/demo-XXXXXX")
+fi
 chmod 755 "$D"
 trap 'rm -rf "$D"' EXIT
 say() { printf '\n== %s\n' "$*"; }
