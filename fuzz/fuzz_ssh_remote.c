@@ -8,12 +8,7 @@
  * parses must also survive the next step (a parsed key is compared with
  * a real one, a parsed challenge is re-encoded and must round-trip).
  *
- * Build (see the end of this comment) with the core sources it needs:
- *   clang -g -O1 -D_GNU_SOURCE -DOPENSSL_API_COMPAT=30000
- *     -DOPENSSL_NO_DEPRECATED -fsanitize=fuzzer,address,undefined
- *     -Isrc fuzz/fuzz_ssh_remote.c src/{wire,sshkey,remote,replay,
- *     sshauth,challenge,cert,util,log,status,conv,config,registry,
- *     registry_file,policy,auth,token,token_soft}.c -lcrypto -lz
+ * Built and run by fuzz/run.sh (with every core source).
  */
 #include <stdint.h>
 #include <stdlib.h>

@@ -45,14 +45,15 @@ trap cleanup EXIT
 # ---------------------------------------------------------------- build
 # Every target links the whole core: what a target does not call costs
 # nothing, and no per-target source list can go stale.
-srcs=$(cd "$top" && ls src/*.c)
+srcs=$(cd "$top" && find src -name '*.c' | sort)
+incs=$(cd "$top" && find src -mindepth 1 -type d | sort | sed 's/^/-I /')
 for t in $targets; do
     [ -f "$top/fuzz/$t.c" ] || { echo "fuzz: no target $t" >&2; exit 2; }
     # shellcheck disable=SC2046,SC2086 # word splitting wanted
     (cd "$top" && "$cc" -std=gnu11 -g -O1 -D_GNU_SOURCE -DPS_HAVE_PIV \
         -DOPENSSL_API_COMPAT=30000 -DOPENSSL_NO_DEPRECATED \
         -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-        -Wall -Wno-unused-parameter -I src "fuzz/$t.c" $srcs \
+        -Wall -Wno-unused-parameter $incs "fuzz/$t.c" $srcs \
         $(pkg-config --cflags --libs libcrypto libpcsclite zlib) \
         -o "$work/$t")
 done

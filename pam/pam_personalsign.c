@@ -1,6 +1,6 @@
 /*
  * pam_personalsign.c - the PAM entry points and nothing else: read the
- * options, fetch PAM items, run the flow in src/auth.c and map its result
+ * options, fetch PAM items, run the flow in src/core/auth.c and map its result
  * onto a PAM code.
  *
  * PAM_IGNORE is returned in exactly one case: a user with no registered

@@ -27,8 +27,9 @@ SIZES=${SIZES:-"10 1000000"}
 
 # shellcheck source=../lib.sh
 . "$SRC/bench/lib.sh"
-CORE="$SRC/src/status.c $SRC/src/log.c $SRC/src/util.c $SRC/src/config.c
- $SRC/src/cert.c $SRC/src/policy.c $SRC/src/crl.c"
+CORE="$SRC/src/core/status.c $SRC/src/core/log.c $SRC/src/core/util.c
+ $SRC/src/core/wire.c $SRC/src/core/config.c $SRC/src/cert/cert.c
+ $SRC/src/cert/policy.c $SRC/src/cert/crl.c"
 
 bench_workdir "$WORK"
 BENCH=$WORK/crl_bench

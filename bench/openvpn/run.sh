@@ -25,9 +25,10 @@ USERS=${USERS:-"10 100000"}
 # shellcheck source=../lib.sh
 . "$SRC/bench/lib.sh"
 CFLAGS="$BENCH_CFLAGS -fPIC"
-CORE="$SRC/src/status.c $SRC/src/log.c $SRC/src/util.c $SRC/src/config.c
- $SRC/src/cert.c $SRC/src/policy.c $SRC/src/registry.c $SRC/src/registry_file.c"
-[ -f "$SRC/src/crl.c" ] && CORE="$CORE $SRC/src/crl.c"
+CORE="$SRC/src/core/status.c $SRC/src/core/log.c $SRC/src/core/util.c
+ $SRC/src/core/wire.c $SRC/src/core/config.c $SRC/src/cert/cert.c
+ $SRC/src/cert/policy.c $SRC/src/cert/crl.c $SRC/src/registry/registry.c
+ $SRC/src/registry/registry_file.c"
 
 bench_workdir "$WORK"
 PLUGIN=$WORK/openvpn-plugin-personalsign.so

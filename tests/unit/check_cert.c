@@ -1,5 +1,5 @@
 /*
- * check_cert.c - unit tests for src/cert.c: every certificate format the
+ * check_cert.c - unit tests for src/cert/cert.c: every certificate format the
  * fixtures come in, the PKCS#12 helper (modern and legacy ciphers, wrong
  * passwords), malformed and hostile input, fingerprints, identity fields,
  * validity and key-type checks.

@@ -1,5 +1,5 @@
 /*
- * check_challenge.c - unit tests for src/challenge.c: the canonical
+ * check_challenge.c - unit tests for src/core/challenge.c: the canonical
  * challenge text, its strict parser, and the signature scheme shared by
  * signing and verifying.
  */

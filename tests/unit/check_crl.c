@@ -1,6 +1,6 @@
 /*
- * check_crl.c - unit tests for src/crl.c and the revocation half of
- * src/policy.c: the index crl-update builds (PEM and DER CRLs, several
+ * check_crl.c - unit tests for src/cert/cert.crl.c and the revocation half of
+ * src/cert/policy.c: the index crl-update builds (PEM and DER CRLs, several
  * issuers, an intermediate), lookups through it and without it (a CRL
  * dropped in after the last crl-update still counts), stale and missing
  * CRLs under crl=require and crl=ifpresent, damaged indexes failing

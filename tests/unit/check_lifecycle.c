@@ -1,5 +1,5 @@
 /*
- * check_lifecycle.c - unit tests for src/lifecycle.c: who counts as the
+ * check_lifecycle.c - unit tests for src/registry/lifecycle.c: who counts as the
  * same person, what may renew or reissue what (newer, different key,
  * policy), which registered entry a new certificate replaces, applying
  * a renewal (idempotently), proof of possession, and auto_renew at login

@@ -1,5 +1,5 @@
 /*
- * check_policy.c - unit tests for src/policy.c: validity with clock skew,
+ * check_policy.c - unit tests for src/cert/policy.c: validity with clock skew,
  * trust anchors from a file, a .p7b and a directory (and intermediates),
  * trust-path checks, cert_policy, key usage / EKU, unsupported keys, bad
  * configuration, and concurrent checks on one shared policy. Revocation

@@ -1,6 +1,6 @@
 /*
- * check_token_soft.c - unit tests for the keystore token (src/token_soft.c)
- * and backend selection (src/token.c): unlocking every keystore format,
+ * check_token_soft.c - unit tests for the keystore token (src/token/token_soft.c)
+ * and backend selection (src/token/token.c): unlocking every keystore format,
  * signing so that the REGISTERED certificate verifies it, refusing bad
  * files and unsafe modes, path patterns, and (as root) reading the file
  * with the user's privileges.
