@@ -1,5 +1,5 @@
 /*
- * check_crl.c - unit tests for src/cert/cert.crl.c and the revocation half of
+ * check_crl.c - unit tests for src/cert/crl.c and the revocation half of
  * src/cert/policy.c: the index crl-update builds (PEM and DER CRLs, several
  * issuers, an intermediate), lookups through it and without it (a CRL
  * dropped in after the last crl-update still counts), stale and missing
