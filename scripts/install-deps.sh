@@ -10,7 +10,6 @@ PACKAGES="
   libpam-wrapper libnss-wrapper pamtester libpam-runtime
   python3 python3-cryptography python3-paramiko
   openssh-server openssh-client openvpn iproute2
-  slapd ldap-utils
   openssl valgrind hyperfine clang libclang-rt-14-dev
   libpam-p11 libpam-pkcs11
 "
