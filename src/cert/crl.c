@@ -113,6 +113,7 @@ struct ps_crl_view {
 	size_t nchanged;
 	X509_CRL **parsed;	/* [nchanged], NULL when unusable */
 	bool parsed_done;
+	int parse_status;	/* PS_OK, or why a known CRL became unusable */
 };
 
 /* One candidate answer for a lookup. */
@@ -1140,6 +1141,7 @@ static int
 view_parse_changed(struct ps_crl_view *v)
 {
 	struct ps_file_rules rules;
+	struct mf_entry *e;
 	unsigned char *data;
 	const char *why;
 	char *path;
@@ -1147,7 +1149,7 @@ view_parse_changed(struct ps_crl_view *v)
 	int r;
 
 	if (v->parsed_done)
-		return PS_OK;
+		return v->parse_status;
 	if (v->nchanged > 0 &&
 	    (v->parsed = calloc(v->nchanged, sizeof(*v->parsed))) == NULL)
 		return PS_ERR_NOMEM;
@@ -1160,6 +1162,7 @@ view_parse_changed(struct ps_crl_view *v)
 		    "last crl-update (or its index is gone): reading it at "
 		    "this login; run personalsign-enroll crl-update", path);
 		data = NULL;
+		why = "unreadable";
 		r = ps_read_file(&v->log, path, &rules, &data, &len);
 		if (r == PS_OK) {
 			v->parsed[i] = crl_parse(data, len, &why);
@@ -1170,11 +1173,19 @@ view_parse_changed(struct ps_crl_view *v)
 			free(path);
 			return r;
 		}
+		/* a file crl-update found to be a usable CRL that no longer
+		 * reads is damaged, not absent: never "no CRL" */
+		if (v->parsed[i] == NULL && (e = mf_find(v, v->changed[i])) !=
+		    NULL && e->status != MF_INVALID) {
+			ps_log_err(&v->log, "crl_dir: %s was a usable CRL at "
+			    "the last crl-update and is now %s", path, why);
+			v->parse_status = PS_ERR_INVALID;
+		}
 		free(data);
 		free(path);
 	}
 	v->parsed_done = true;
-	return PS_OK;
+	return v->parse_status;
 }
 
 /* What one directly read CRL says, if it is the issuer's at all. */

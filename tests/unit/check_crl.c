@@ -517,6 +517,29 @@ START_TEST(test_damaged_index)
 }
 END_TEST
 
+/* An indexed CRL damaged in place never reads as "no CRL" either. */
+START_TEST(test_damaged_crl_file)
+{
+	char *dir = tu_mkdtemp();
+	struct ps_policy *p;
+
+	copy_fixture("ca.crl", dir, NULL);
+	p = crl_policy("ca.crt", dir, "ifpresent");
+	ck_assert_int_eq(update(p, NULL), PS_OK);
+	expect(p, "rose.crt", PS_ERR_POLICY, "revoked");
+	sleep(1);	/* a new mtime even on coarse file systems */
+	copy_fixture("garbage.bin", dir, "ca.crl");
+	tu_log_reset();
+	expect(p, "rose.crt", PS_ERR_POLICY, "cannot check revocation for "
+	    ROOT_NAME);
+	ck_assert(tu_log_contains("was a usable CRL at the last crl-update"));
+	expect(p, "alice.crt", PS_ERR_POLICY, "cannot check revocation");
+	ps_policy_free(p);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
 /* Many serials: the index agrees with OpenSSL's lookup on every probe. */
 START_TEST(test_many_serials)
 {
@@ -656,6 +679,7 @@ crl_suite(void)
 	tcase_add_test(tc, test_update_invalid_files);
 	tcase_add_test(tc, test_forged_crl);
 	tcase_add_test(tc, test_damaged_index);
+	tcase_add_test(tc, test_damaged_crl_file);
 	tcase_add_test(tc, test_many_serials);
 	tcase_add_test(tc, test_duplicate_files);
 	tcase_add_test(tc, test_removed_file);
