@@ -1530,8 +1530,11 @@ add_apply(struct ps_registry *reg, const char *user, X509 *cert,
 	if ((r = index_write(reg, fp, user)) != PS_OK)
 		return r;
 	if ((r = write_entry(reg, path, &m, cert)) != PS_OK) {
-		/* do not leave the key blocked for a failed add */
-		if (index_remove(reg, fp) != PS_OK)
+		/* do not leave the key blocked for a failed add; but an entry
+		 * renamed into place (only the directory sync failed) is
+		 * usable and must keep its index entry */
+		if (file_exists(reg->log, path) == 0 &&
+		    index_remove(reg, fp) != PS_OK)
 			ps_log_err(reg->log, "registry: index entry for key "
 			    "%.16s left behind", fp);
 	}
