@@ -102,6 +102,12 @@ same_subject(X509 *old, X509 *cand, char *why, size_t whylen)
 	char sa[256], sb[256];
 	int r = PS_OK;
 
+	/* an empty subject (the SAN names the holder) names no one */
+	if (X509_NAME_entry_count(X509_get_subject_name(old)) == 0) {
+		snprintf(why, whylen, "the registered certificate has an empty "
+		    "subject (use identity=email)");
+		return PS_ERR_POLICY;
+	}
 	if (X509_NAME_cmp(X509_get_subject_name(old),
 	    X509_get_subject_name(cand)) == 0)
 		return PS_OK;

@@ -378,6 +378,16 @@ START_TEST(test_same_person)
 	ck_assert(strstr(why, "CN=alice2 test") != NULL);
 	ck_assert_int_eq(ps_same_person(PS_IDENTITY_SUBJECT, a, same, why,
 	    sizeof(why)), PS_OK);
+	{
+		/* two empty subjects are not the same person */
+		X509 *e1 = X509_new(), *e2 = X509_new();
+
+		ck_assert_int_eq(ps_same_person(PS_IDENTITY_SUBJECT, e1, e2,
+		    why, sizeof(why)), PS_ERR_POLICY);
+		ck_assert(strstr(why, "empty subject") != NULL);
+		X509_free(e1);
+		X509_free(e2);
+	}
 	X509_free(a);
 	X509_free(a2);
 	X509_free(b);
