@@ -186,13 +186,20 @@ dir_entry_trusted(const struct ps_log *log, const char *path)
 		return false;
 	}
 	if (S_ISLNK(st.st_mode)) {
-		/* A symlink is only as safe as its target; follow once. */
-		if (stat(path, &st) != 0 ||
-		    (st.st_uid != 0 && st.st_uid != geteuid())) {
+		/*
+		 * A symlink is only as safe as its target AND every directory
+		 * above the target (whoever can write one of them can swap the
+		 * target): check the resolved path the same way. realpath()
+		 * leaves no links in it, so this recurses once.
+		 */
+		char *real = realpath(path, NULL);
+		bool ok = real != NULL && ps_path_trusted(log, real);
+
+		if (!ok)
 			ps_log_err(log, "%s: symbolic link to an untrusted "
 			    "target", path);
-			return false;
-		}
+		free(real);
+		return ok;
 	}
 	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
 		ps_log_err(log, "%s: writable by group or others: refusing "

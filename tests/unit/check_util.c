@@ -101,7 +101,7 @@ END_TEST
 
 START_TEST(path_trust)
 {
-	char *dir = tu_mkdtemp(), *sub;
+	char *dir = tu_mkdtemp(), *sub, *open_dir, *target, *link;
 
 	ck_assert(asprintf(&sub, "%s/sub", dir) > 0);
 	ck_assert_int_eq(mkdir(sub, 0755), 0);
@@ -115,10 +115,27 @@ START_TEST(path_trust)
 	chmod(dir, 0757);
 	ck_assert(!ps_path_trusted(&tu_log, sub));
 	chmod(dir, 0755);
+	/* a link to a root-owned directory under a world-writable one: the
+	 * target can be swapped, so the link is not trusted either */
+	ck_assert(asprintf(&open_dir, "%s/open", dir) > 0);
+	ck_assert(asprintf(&target, "%s/open/target", dir) > 0);
+	ck_assert(asprintf(&link, "%s/link", dir) > 0);
+	ck_assert_int_eq(mkdir(open_dir, 0755), 0);
+	ck_assert_int_eq(mkdir(target, 0755), 0);
+	ck_assert_int_eq(symlink("open/target", link), 0);
+	ck_assert(ps_path_trusted(&tu_log, link));
+	chmod(open_dir, 0777);
+	tu_log_reset();
+	ck_assert(!ps_path_trusted(&tu_log, link));
+	ck_assert(tu_log_contains("symbolic link to an untrusted target"));
+	chmod(open_dir, 0755);
 	ck_assert(!ps_path_trusted(&tu_log, "relative/path"));
 	/* /tmp is world-writable (sticky): never a trusted parent */
 	ck_assert(!ps_path_trusted(&tu_log, "/tmp"));
 	tu_rmrf(dir);
+	free(open_dir);
+	free(target);
+	free(link);
 	free(sub);
 	free(dir);
 }
