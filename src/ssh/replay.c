@@ -5,6 +5,12 @@
  * checked after it was opened (openat/fstatat/unlinkat with
  * AT_SYMLINK_NOFOLLOW), so swapping the directory or planting symlinks
  * between the check and the use gains nothing.
+ *
+ * The sweep and the creation of an entry run under an exclusive flock on
+ * that directory: an entry is created with O_EXCL (mtime: now) and only
+ * then given its forget-after time, so without the lock a sweep in
+ * another process could see it in between, take it for expired and unlink
+ * it, and the challenge it records could be accepted again.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -12,6 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <openssl/evp.h>
 
@@ -202,6 +209,12 @@ ps_replay_mark(const struct ps_config *cfg, const struct ps_log *log,
 		return r;
 	if ((r = open_dir(log, dir, &dfd)) != PS_OK)
 		return r;
+	if (flock(dfd, LOCK_EX) != 0) {
+		ps_log_err(log, "cannot lock state directory %s: %s", dir,
+		    strerror(errno));
+		close(dfd);
+		return PS_ERR_IO;
+	}
 	sweep(log, dfd, now);
 	r = create_entry(log, dfd, name, expires + (skew > 0 ? skew : 0));
 	if (r == PS_OK && fsync(dfd) != 0) {
@@ -209,6 +222,6 @@ ps_replay_mark(const struct ps_config *cfg, const struct ps_log *log,
 		    strerror(errno));
 		r = PS_ERR_IO;
 	}
-	close(dfd);
+	close(dfd);		/* releases the lock */
 	return r;
 }

@@ -2,13 +2,13 @@
  * replay.h - remember which remote-mode challenges have been answered, so
  * that each is accepted at most once.
  *
- * One empty file per accepted challenge in the state directory, named by
+ * One small file per accepted challenge in the state directory, named by
  * the SHA-256 of its nonce and created with O_CREAT|O_EXCL: the kernel
  * decides atomically which of two racing logins was first, across
- * processes, with no lock and no file that can be left half-written. The
- * file's mtime is the time after which it may be forgotten (the challenge
- * expiry plus the clock-skew allowance); expired entries are swept on
- * each use.
+ * processes. The file's mtime is the time after which it may be forgotten
+ * (the challenge expiry plus the clock-skew allowance); expired entries
+ * are swept on each use. Sweeping and creating hold an exclusive flock on
+ * the directory, so a sweep never sees an entry whose mtime is not set yet.
  */
 #ifndef PS_REPLAY_H
 #define PS_REPLAY_H

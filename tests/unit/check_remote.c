@@ -13,8 +13,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <unistd.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
@@ -863,6 +866,49 @@ START_TEST(replay_entries_expire)
 }
 END_TEST
 
+/*
+ * An entry gets its forget-after time only after O_EXCL created it: a
+ * sweep elsewhere must not run in between (it would take the new entry
+ * for expired and unlink it). Marking waits while the directory is locked.
+ */
+START_TEST(replay_mark_waits_for_the_directory_lock)
+{
+	unsigned char nonce[PS_NONCE_LEN];
+	time_t now = time(NULL);
+	int dfd, status;
+	pid_t pid;
+	char *cmd;
+	FILE *p;
+	int count = -1;
+
+	memset(nonce, 7, sizeof(nonce));
+	ck_assert_int_eq(mkdir(cfg.state_dir, 0700), 0);
+	dfd = open(cfg.state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ck_assert_int_ge(dfd, 0);
+	ck_assert_int_eq(flock(dfd, LOCK_EX), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(ps_replay_mark(&cfg, &tu_log, nonce, sizeof(nonce),
+		    now + 10, now) == PS_OK ? 0 : 1);
+	usleep(300 * 1000);
+	ck_assert_msg(waitpid(pid, &status, WNOHANG) == 0,
+	    "ps_replay_mark did not wait for the state directory lock");
+	ck_assert(asprintf(&cmd, "ls '%s' | wc -l", cfg.state_dir) > 0);
+	p = popen(cmd, "r");
+	ck_assert(fscanf(p, "%d", &count) == 1);
+	pclose(p);
+	free(cmd);
+	ck_assert_int_eq(count, 0);
+	ck_assert_int_eq(flock(dfd, LOCK_UN), 0);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	close(dfd);
+	ck_assert_int_eq(ps_replay_mark(&cfg, &tu_log, nonce, sizeof(nonce),
+	    now + 10, now + 1), PS_ERR_EXISTS);
+}
+END_TEST
+
 /* ------------------------------------------------------------ sshauth */
 
 START_TEST(sshauth_match_lines)
@@ -1143,6 +1189,7 @@ remote_suite(void)
 	tcase_add_test(tc, remote_check_refusals);
 	tcase_add_test(tc, replay_dir_must_be_safe);
 	tcase_add_test(tc, replay_entries_expire);
+	tcase_add_test(tc, replay_mark_waits_for_the_directory_lock);
 	tcase_add_test(tc, sshauth_match_lines);
 	suite_add_tcase(s, tc);
 
