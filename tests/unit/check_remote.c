@@ -820,12 +820,21 @@ START_TEST(replay_dir_must_be_safe)
 	ck_assert_int_eq(chmod(cfg.state_dir, 0720), 0);
 	ck_assert_int_eq(check(&list, 1, &c, line, now, &entry, why),
 	    PS_ERR_UNSAFE);
-	/* a symlink to a good directory is not the directory */
+	/* owned by someone else (only root can give it away) */
 	ck_assert_int_eq(chmod(cfg.state_dir, 0700), 0);
+	if (geteuid() == 0) {
+		ck_assert_int_eq(chown(cfg.state_dir, 65534, 65534), 0);
+		ck_assert_int_eq(check(&list, 1, &c, line, now, &entry, why),
+		    PS_ERR_UNSAFE);
+		ck_assert_int_eq(chown(cfg.state_dir, 0, 0), 0);
+	}
+	/* a symlink to a good directory is not the directory */
 	ck_assert(asprintf(&link, "%s/state-link", world) > 0);
 	ck_assert_int_eq(symlink(cfg.state_dir, link), 0);
 	set("state_dir", link);
-	ck_assert_int_ne(check(&list, 1, &c, line, now, &entry, why), PS_OK);
+	ck_assert_int_eq(check(&list, 1, &c, line, now, &entry, why),
+	    PS_ERR_UNSAFE);
+	ck_assert_ptr_nonnull(strstr(why, "cannot record"));
 	free(link);
 	free(line);
 	ps_challenge_clear(&c);
