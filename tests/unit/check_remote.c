@@ -21,6 +21,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/x509v3.h>
 
 #include "auth.h"
 #include "cert.h"
@@ -505,6 +506,80 @@ START_TEST(authorized_keys_prints_only_usable_keys)
 	fclose(out);
 	ck_assert_uint_eq(len, 0);
 	free(buf);
+}
+END_TEST
+
+/* A self-signed P-256 certificate whose subjectAltName e-mail is `email`. */
+static X509 *
+cert_with_email(const char *email)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *x = X509_new();
+	GENERAL_NAMES *gens = GENERAL_NAMES_new();
+	GENERAL_NAME *gn = GENERAL_NAME_new();
+	ASN1_IA5STRING *s = ASN1_IA5STRING_new();
+
+	ck_assert(k != NULL && x != NULL && gens != NULL && gn != NULL &&
+	    s != NULL);
+	ck_assert(ASN1_STRING_set(s, email, (int)strlen(email)) == 1);
+	GENERAL_NAME_set0_value(gn, GEN_EMAIL, s);
+	ck_assert(sk_GENERAL_NAME_push(gens, gn) > 0);
+	ck_assert(X509_set_version(x, 2) == 1);
+	ck_assert(ASN1_INTEGER_set(X509_get_serialNumber(x), 1) == 1);
+	ck_assert(X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN",
+	    MBSTRING_ASC, (const unsigned char *)"evil", -1, -1, 0) == 1);
+	ck_assert(X509_set_issuer_name(x, X509_get_subject_name(x)) == 1);
+	ck_assert(X509_gmtime_adj(X509_getm_notBefore(x), 0) != NULL);
+	ck_assert(X509_gmtime_adj(X509_getm_notAfter(x), 86400) != NULL);
+	ck_assert(X509_set_pubkey(x, k) == 1);
+	ck_assert(X509_add1_ext_i2d(x, NID_subject_alt_name, gens, 0,
+	    X509V3_ADD_DEFAULT) == 1);
+	ck_assert(X509_sign(x, k, EVP_sha256()) > 0);
+	GENERAL_NAMES_free(gens);
+	EVP_PKEY_free(k);
+	return x;
+}
+
+/*
+ * The comment is the only free text in an authorized_keys line: an e-mail
+ * address with a newline, quotes or blanks must not reach it, or a
+ * certificate could add a line or options of its own.
+ */
+START_TEST(authorized_keys_comment_takes_no_hostile_email)
+{
+	static const char *const hostile[] = {
+		"x@example.test\nssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ",
+		"x@example.test\rcommand=\"/bin/sh\"",
+		"x@example.test\" command=\"/bin/sh",
+		"x@example.test command=\"/bin/sh\"",
+		"x@example.test,command=/bin/sh",
+		"x@example.test\tfrom=\"*\"",
+	};
+	char *line, *p;
+	size_t i, quotes;
+	X509 *x;
+
+	/* the control: a plain address is in the comment */
+	x = cert_with_email("kim.o+vpn@example.test");
+	ck_assert_int_eq(ps_authorized_keys_line(x, &line), PS_OK);
+	ck_assert_msg(strstr(line, " kim.o+vpn@example.test personalsign:")
+	    != NULL, "%s", line);
+	free(line);
+	X509_free(x);
+
+	for (i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++) {
+		x = cert_with_email(hostile[i]);
+		ck_assert_int_eq(ps_authorized_keys_line(x, &line), PS_OK);
+		ck_assert_msg(strpbrk(line, "\n\r\t,") == NULL, "%s", line);
+		for (quotes = 0, p = line; *p != '\0'; p++)
+			quotes += *p == '"';
+		ck_assert_msg(quotes == 2, "%s", line);	/* expiry-time="..." */
+		ck_assert_msg(strstr(line, "command=") == NULL, "%s", line);
+		ck_assert_msg(strstr(line, "example.test") == NULL, "%s", line);
+		ck_assert_ptr_nonnull(strstr(line, " personalsign:"));
+		free(line);
+		X509_free(x);
+	}
 }
 END_TEST
 
@@ -1183,6 +1258,7 @@ remote_suite(void)
 	tcase_add_loop_test(tc,
 	    authorized_keys_line_round_trips_through_ssh_keygen, 0, 3);
 	tcase_add_test(tc, authorized_keys_prints_only_usable_keys);
+	tcase_add_test(tc, authorized_keys_comment_takes_no_hostile_email);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("lines");
