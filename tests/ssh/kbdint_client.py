@@ -8,7 +8,8 @@
 #   PROMPT echo=True|False <prompt text, newlines as \n>
 #   INFO <text of a message without a prompt>
 #   RESPOND rc=N            personalsign-respond's exit code
-#   AUTH OK | AUTH FAILED <reason>
+#   AUTH OK | AUTH FAILED <reason>   (the server said no)
+#   CONNECTION ERROR <reason>        (the connection broke instead)
 #   CMD OUTPUT: <stdout> rc=N
 #
 # Needs Debian's python3-paramiko: run with /usr/bin/python3.
@@ -157,8 +158,11 @@ def main():
         say("AUTH FAILED", str(e) or type(e).__name__)
         return 1
     except (paramiko.SSHException, socket.error, EOFError) as e:
-        say("AUTH FAILED", "%s: %s" % (type(e).__name__, e))
-        return 1
+        # not a refusal: the connection broke (sshd or its PAM child died,
+        # a protocol error). Reported apart, so that a crash can never
+        # pass for the "refused" the test expects.
+        say("CONNECTION ERROR", "%s: %s" % (type(e).__name__, e))
+        return 2
     finally:
         t.close()
 
