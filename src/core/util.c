@@ -171,8 +171,11 @@ ps_read_file(const struct ps_log *log, const char *path,
 	return r;
 }
 
+static bool path_trusted(const struct ps_log *log, const char *path,
+    bool follow);
+
 static bool
-dir_entry_trusted(const struct ps_log *log, const char *path)
+dir_entry_trusted(const struct ps_log *log, const char *path, bool follow)
 {
 	struct stat st;
 
@@ -190,10 +193,11 @@ dir_entry_trusted(const struct ps_log *log, const char *path)
 		 * A symlink is only as safe as its target AND every directory
 		 * above the target (whoever can write one of them can swap the
 		 * target): check the resolved path the same way. realpath()
-		 * leaves no links in it, so this recurses once.
+		 * leaves no links in it; one found there all the same was put
+		 * in meanwhile and is refused, so this recurses once at most.
 		 */
-		char *real = realpath(path, NULL);
-		bool ok = real != NULL && ps_path_trusted(log, real);
+		char *real = follow ? realpath(path, NULL) : NULL;
+		bool ok = real != NULL && path_trusted(log, real, false);
 
 		if (!ok)
 			ps_log_err(log, "%s: symbolic link to an untrusted "
@@ -211,6 +215,12 @@ dir_entry_trusted(const struct ps_log *log, const char *path)
 
 bool
 ps_path_trusted(const struct ps_log *log, const char *path)
+{
+	return path_trusted(log, path, true);
+}
+
+static bool
+path_trusted(const struct ps_log *log, const char *path, bool follow)
 {
 	char buf[PATH_MAX];
 	char *slash;
@@ -230,7 +240,7 @@ ps_path_trusted(const struct ps_log *log, const char *path)
 	while (len > 1 && buf[len - 1] == '/')
 		buf[--len] = '\0';
 	for (;;) {
-		if (!dir_entry_trusted(log, buf))
+		if (!dir_entry_trusted(log, buf, follow))
 			return false;
 		if (strcmp(buf, "/") == 0)
 			return true;
