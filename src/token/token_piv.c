@@ -5,6 +5,8 @@
  * A login costs as few card round trips as the protocol allows:
  *   open:   SELECT, GET DATA of slot 9A (then 9C, 9D, 9E only while no
  *           wanted key has turned up)
+ *   prompt: empty VERIFY first (check_ready: a blocked PIN or a last
+ *           try is refused without asking for the PIN)
  *   unlock: SELECT (another program may have selected another applet
  *           while the user typed), empty VERIFY (tries left), VERIFY
  *   sign:   GENERAL AUTHENTICATE, VERIFY P1=FF (log out, so nobody else
