@@ -6,6 +6,7 @@
 
 #include "conv.h"
 #include "ps_status.h"
+#include "util.h"
 
 int
 ps_conv_prompt(const struct ps_conv *conv, int echo, const char *msg,
@@ -15,8 +16,12 @@ ps_conv_prompt(const struct ps_conv *conv, int echo, const char *msg,
 	if (conv == NULL || conv->prompt == NULL)
 		return PS_ERR_CONV;
 	if (conv->prompt(conv->arg, echo, msg, answer) != PS_OK ||
-	    *answer == NULL)
+	    *answer == NULL) {
+		/* a callback that failed half-way may still have answered */
+		ps_free_secret(*answer);
+		*answer = NULL;
 		return PS_ERR_CONV;
+	}
 	return PS_OK;
 }
 
