@@ -14,7 +14,9 @@ fi
 make_world
 add_user alice
 add_user dave
+add_user erin
 enroll alice "$PS_FIXTURES/alice.crt"
+plant erin "$PS_FIXTURES/erin.crt"
 service ps
 
 VG="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect --child-silent-after-fork=yes --track-fds=no"
@@ -32,4 +34,5 @@ vg_login() { # DESCRIPTION WANT USER ANSWER
 vg_login "valgrind: successful login is clean" '^ACCT: PAM_SUCCESS$' alice "$PASSWORD"
 vg_login "valgrind: wrong password is clean" '^AUTH: PAM_AUTH_ERR$' alice wrong
 vg_login "valgrind: unregistered user is clean" '^AUTH: PAM_USER_UNKNOWN$' dave x
+vg_login "valgrind: expired certificate is clean" '^ACCT: PAM_ACCT_EXPIRED$' erin "$PASSWORD"
 finish
